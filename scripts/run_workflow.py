@@ -1,0 +1,207 @@
+"""Run a workflow file through ComfyUI and save what it outputs.
+
+    python3 scripts/host.py run workflows/sd15_frames_baseline.json --out out/
+    python3 scripts/host.py run WF.json --server http://127.0.0.1:8188 --set 6.seed=3 --set KSampler.steps=30
+
+Without --server a headless ComfyUI (the pinned test host, or ZEROVIDEO_COMFYUI) is started for the run
+with this pack loaded. Its checkpoints come from --models (a ComfyUI models folder; also
+ZEROVIDEO_MODELS). A checkpoint the workflow names that is not found there is replaced by the tiny
+random-weight model of the same family, and the run is shrunk to a CPU-sized preview (64 px, at
+most 4 steps): the output is noise and proves only that the graph runs. Both are printed.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from scripts.comfy_server import ComfyClient, ComfyError, default_server
+from scripts.workflow import WorkflowError, apply_sets, is_ui, load, ui_to_api
+
+# loader class -> (input name, tiny checkpoint of that family)
+LOADERS = {
+    "CheckpointLoaderSimple": ("ckpt_name", "zerovideo_tiny_sd15.safetensors"),
+    "ImageOnlyCheckpointLoader": ("ckpt_name", "zerovideo_tiny_svd.safetensors"),
+}
+TINY_SIZE = 64
+TINY_MAX_STEPS = 4
+STEP_NODES = {"KSampler", "BasicScheduler"}
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def available_checkpoints(object_info: dict) -> set[str]:
+    spec = object_info.get("CheckpointLoaderSimple", {}).get("input", {}).get("required", {}).get("ckpt_name")
+    return set(spec[0]) if spec and isinstance(spec[0], list) else set()
+
+
+def substitute_tiny(api: dict, object_info: dict) -> list[str]:
+    """Swap missing checkpoints for the tiny models and shrink the run; returns what was changed."""
+    have = available_checkpoints(object_info)
+    changes = []
+    for nid, node in api.items():
+        loader = LOADERS.get(node["class_type"])
+        if loader and node["inputs"].get(loader[0]) not in have:
+            old = node["inputs"].get(loader[0])
+            node["inputs"][loader[0]] = loader[1]
+            changes.append(f"node {nid} {node['class_type']}: checkpoint {old!r} not found -> {loader[1]}")
+    if not changes:
+        return changes
+    for nid, node in api.items():
+        inp = node["inputs"]
+        for key in ("width", "height"):
+            if isinstance(inp.get(key), int) and inp[key] > TINY_SIZE and not isinstance(inp.get(key), bool):
+                changes.append(f"node {nid} {node['class_type']}: {key} {inp[key]} -> {TINY_SIZE}")
+                inp[key] = TINY_SIZE
+        if node["class_type"] in STEP_NODES and isinstance(inp.get("steps"), int) and inp["steps"] > TINY_MAX_STEPS:
+            changes.append(f"node {nid} {node['class_type']}: steps {inp['steps']} -> {TINY_MAX_STEPS}")
+            inp["steps"] = TINY_MAX_STEPS
+    return changes
+
+
+class Progress:
+    """A one-line text progress bar fed by the server's websocket events."""
+
+    def __init__(self, api: dict, stream=sys.stderr):
+        self.api = api
+        self.stream = stream
+        self.tty = stream.isatty()
+
+    def __call__(self, kind: str, data: dict):
+        if kind == "executing" and data.get("node") is not None:
+            node = self.api.get(str(data["node"]), {})
+            self._line(f"running node {data['node']} ({node.get('class_type', '?')})", end=True)
+        elif kind == "progress":
+            v, m = data.get("value", 0), max(data.get("max", 1), 1)
+            bar = "#" * int(30 * v / m)
+            self._line(f"  [{bar:<30}] {v}/{m}", end=not self.tty or v >= m)
+        elif kind == "execution_cached" and data.get("nodes"):
+            self._line(f"cached: nodes {', '.join(map(str, data['nodes']))}", end=True)
+
+    def _line(self, text, end):
+        if self.tty:
+            self.stream.write("\r\033[K" + text + ("\n" if end else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def save_outputs(client: ComfyClient, hist: dict, out: Path, frames: bool) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for node_id, ui in hist.get("outputs", {}).items():
+        for key, items in ui.items():
+            if key == "text":
+                for t in items:
+                    say(f"node {node_id} says: {t}")
+                continue
+            if not isinstance(items, list):
+                continue
+            for item in items:
+                if not (isinstance(item, dict) and "filename" in item):
+                    continue
+                data = client.view(item)
+                path = out / item["filename"]
+                path.write_bytes(data)
+                saved.append(path)
+                if frames and path.suffix.lower() in (".webp", ".gif", ".png"):
+                    saved += extract_frames(data, out / path.stem)
+    return saved
+
+
+def extract_frames(data: bytes, stem: Path) -> list[Path]:
+    from PIL import Image, ImageSequence
+    img = Image.open(io.BytesIO(data))
+    paths = []
+    for i, frame in enumerate(ImageSequence.Iterator(img)):
+        p = stem.with_name(f"{stem.name}_frame{i:04d}.png")
+        frame.convert("RGB").save(p)
+        paths.append(p)
+    return paths
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="host.py run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("workflow", help="workflow file: UI format (File > Save) or API format (File > Export (API))")
+    p.add_argument("--server", help="URL of a running ComfyUI (default: start a headless one for this run)")
+    p.add_argument("--out", default="out", help="folder for the outputs (default: ./out)")
+    p.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
+                   help="override an input; NODE is a node id, class type or title; VALUE is JSON or text")
+    p.add_argument("--ckpt", help="use this checkpoint name for every checkpoint loader")
+    p.add_argument("--models", default=os.environ.get("ZEROVIDEO_MODELS"),
+                   help="a ComfyUI models folder to use (default: $ZEROVIDEO_MODELS)")
+    p.add_argument("--frames", action="store_true", help="also write every frame of animations as PNG")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the run")
+    p.add_argument("--print-api", action="store_true", help="print the API-format prompt and exit")
+    return p
+
+
+def prepare(args, object_info: dict, own_server: bool) -> dict:
+    wf = load(args.workflow)
+    api = ui_to_api(wf, object_info) if is_ui(wf) else wf
+    if args.ckpt:
+        for node in api.values():
+            if node["class_type"] in LOADERS:
+                node["inputs"][LOADERS[node["class_type"]][0]] = args.ckpt
+    if own_server:
+        changes = substitute_tiny(api, object_info)
+        if changes:
+            say("NOTE: no real checkpoint configured for this workflow (use --models DIR or --ckpt NAME).")
+            say("      Running on ZeroVideo's tiny random-weight models: the output is noise and only")
+            say("      proves that the graph runs. Changed for this run:")
+            for c in changes:
+                say("        " + c)
+    return apply_sets(api, args.set)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    server = None
+    tmp = None
+    try:
+        if args.server:
+            client = ComfyClient(args.server)
+        else:
+            from scripts import tiny_models
+            tiny_models.ensure_checkpoints(tiny_models.default_folder())
+            tmp = tempfile.TemporaryDirectory(prefix="zerovideo-run-")
+            server = default_server(Path(tmp.name))
+            if args.models:
+                server.model_roots.append(Path(args.models).resolve())
+            say(f"starting a headless ComfyUI ({server.comfy_dir}) ...")
+            t0 = time.monotonic()
+            server.start()
+            say(f"ComfyUI is up at {server.url} after {time.monotonic() - t0:.1f}s")
+            client = server.client()
+        object_info = client.object_info()
+        api = prepare(args, object_info, own_server=server is not None)
+        if args.print_api:
+            print(json.dumps(api, indent=2))
+            return 0
+        t0 = time.monotonic()
+        hist = client.run(api, on_event=Progress(api), timeout=args.timeout)
+        saved = save_outputs(client, hist, Path(args.out), args.frames)
+        say(f"done in {time.monotonic() - t0:.1f}s; {len(saved)} file(s) in {args.out}/")
+        for p in saved:
+            print(p)
+        return 0
+    except (ComfyError, WorkflowError) as e:
+        say(f"error: {e}")
+        return 1
+    finally:
+        if server is not None:
+            server.stop()
+        if tmp is not None:
+            tmp.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Tiny random-weight models built with ComfyUI's own classes (HOST.md §4).
+
+Two kinds:
+- checkpoint files that the stock loaders accept (`CheckpointLoaderSimple` for SD1.5,
+  `ImageOnlyCheckpointLoader` for SVD), cached by a hash of their recipe;
+- Python-level ModelPatchers with very small configs for fast in-process tests.
+
+ComfyUI's ops skip weight init (their tensors are uninitialised memory), so every builder re-runs the
+torch `reset_parameters` of each layer and fills the remaining parameters explicitly.
+
+    python -m scripts.tiny_models [DIR]    build (or reuse) the checkpoints and print their paths
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import sys
+from pathlib import Path
+
+from scripts.comfy_env import import_comfy
+
+SD15_NAME = "zerovideo_tiny_sd15.safetensors"
+SVD_NAME = "zerovideo_tiny_svd.safetensors"
+
+_UNET_BASE = {"use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False}
+
+# Detected by model_detection as SD15: model_channels 320 and context 768 are fixed by the detector.
+SD15_CHECKPOINT_UNET = dict(
+    _UNET_BASE, adm_in_channels=None, in_channels=4, out_channels=4, model_channels=320,
+    num_res_blocks=[1, 1], channel_mult=[1, 1], transformer_depth=[1, 1],
+    transformer_depth_output=[1, 1, 1, 1], transformer_depth_middle=1,
+    use_linear_in_transformer=False, context_dim=768,
+    use_temporal_resblock=False, use_temporal_attention=False)
+
+_SVD_VIDEO = dict(
+    extra_ff_mix_layer=True, use_spatial_context=True, merge_strategy="learned_with_images",
+    merge_factor=0.0, video_kernel_size=[3, 1, 1], use_temporal_resblock=True,
+    use_temporal_attention=True, disable_temporal_crossattention=False)
+
+# Detected as SVD_img2vid. Same block layout as the real SVD (16 SpatialVideoTransformers at input
+# 1,2,4,5,7,8, middle, output 3-11), with every level at 320 channels.
+SVD_CHECKPOINT_UNET = dict(
+    {**_UNET_BASE, **_SVD_VIDEO}, num_classes="sequential", adm_in_channels=768, in_channels=8,
+    out_channels=4, model_channels=320, num_res_blocks=[2, 2, 2, 2], channel_mult=[1, 1, 1, 1],
+    transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0],
+    transformer_depth_output=[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1], transformer_depth_middle=1,
+    use_linear_in_transformer=True, context_dim=1024)
+
+# Python-level models: same layouts, a few channels.
+SD15_TINY_UNET = dict(
+    SD15_CHECKPOINT_UNET, model_channels=32, context_dim=64, channel_mult=[1, 2])
+SVD_TINY_UNET = dict(
+    SVD_CHECKPOINT_UNET, model_channels=64, context_dim=64, channel_mult=[1, 1, 1, 1])
+
+_FILL = {"vae_scale": 1.0, "vae_shift": 0.0, "mix_factor": 0.0, "logit_scale": math.log(1 / 0.07)}
+
+
+def init_weights(module, seed: int) -> None:
+    """Initialise every parameter of `module` deterministically (torch defaults, then explicit fills)."""
+    import torch
+    torch.manual_seed(seed)
+    covered = set()
+    with torch.no_grad():
+        for m in module.modules():
+            for cls in type(m).__mro__:
+                if cls.__module__.startswith("torch.nn.modules") and "reset_parameters" in cls.__dict__:
+                    cls.reset_parameters(m)
+                    covered.update(id(p) for p in m.parameters(recurse=False))
+                    break
+        for name, p in module.named_parameters():
+            if id(p) in covered:
+                continue
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf in _FILL:
+                p.fill_(_FILL[leaf])
+            else:
+                p.normal_(0.0, 0.02)
+
+
+def _model(config_cls, unet_config: dict, seed: int):
+    import torch
+    cfg = config_cls(dict(unet_config))
+    cfg.set_inference_dtype(torch.float32, None)
+    model = cfg.get_model({})
+    init_weights(model, seed)
+    return model
+
+
+def sd15_model(unet_config: dict = SD15_TINY_UNET, seed: int = 0):
+    import_comfy()
+    import comfy.supported_models
+    return _model(comfy.supported_models.SD15, unet_config, seed)
+
+
+def svd_model(unet_config: dict = SVD_TINY_UNET, seed: int = 0):
+    import_comfy()
+    import comfy.supported_models
+    return _model(comfy.supported_models.SVD_img2vid, unet_config, seed)
+
+
+def patcher(model):
+    """Wrap a BaseModel in a ModelPatcher on the current device (CPU in tests)."""
+    mm = import_comfy()
+    import comfy.model_patcher
+    return comfy.model_patcher.ModelPatcher(model, mm.get_torch_device(), mm.unet_offload_device())
+
+
+def tiny_sd15(seed: int = 0, **overrides):
+    return patcher(sd15_model(dict(SD15_TINY_UNET, **overrides), seed))
+
+
+def tiny_svd(seed: int = 0, **overrides):
+    return patcher(svd_model(dict(SVD_TINY_UNET, **overrides), seed))
+
+
+def _taesd_sd(seed: int) -> dict:
+    import comfy.taesd.taesd
+    vae = comfy.taesd.taesd.TAESD()
+    init_weights(vae, seed)
+    return vae.state_dict()
+
+
+def _half(sd: dict) -> dict:
+    import torch
+    return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in sd.items()}
+
+
+def build_sd15_checkpoint(path: Path, seed: int = 0) -> None:
+    import_comfy()
+    import comfy.sd
+    import comfy.utils
+    model = sd15_model(SD15_CHECKPOINT_UNET, seed)
+    clip = comfy.sd.CLIP(model.model_config.clip_target())
+    init_weights(clip.cond_stage_model, seed + 1)
+    sd = model.state_dict_for_saving(clip.get_sd(), _taesd_sd(seed + 2), None)
+    comfy.utils.save_torch_file(_half(sd), str(path), metadata={"zerovideo": "tiny random SD1.5"})
+
+
+def build_svd_checkpoint(path: Path, seed: int = 0) -> None:
+    import_comfy()
+    import comfy.clip_vision
+    import comfy.utils
+    model = svd_model(SVD_CHECKPOINT_UNET, seed)
+    config = Path(comfy.clip_vision.__file__).with_name("clip_vision_config_h.json")
+    vision = comfy.clip_vision.ClipVisionModel(str(config))
+    init_weights(vision.model, seed + 1)
+    sd = model.state_dict_for_saving(None, _taesd_sd(seed + 2), vision.get_sd())
+    comfy.utils.save_torch_file(_half(sd), str(path), metadata={"zerovideo": "tiny random SVD"})
+
+
+BUILDERS = {SD15_NAME: build_sd15_checkpoint, SVD_NAME: build_svd_checkpoint}
+
+
+def recipe_hash(name: str) -> str:
+    import torch
+    src = inspect.getsource(sys.modules[__name__])
+    return hashlib.sha256(json.dumps([name, src, torch.__version__]).encode()).hexdigest()[:16]
+
+
+def ensure_checkpoints(folder: Path, names=tuple(BUILDERS)) -> dict[str, Path]:
+    """Build each named checkpoint in `folder` unless a file with the same recipe hash is there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name in names:
+        path = folder / name
+        stamp = path.with_name(path.name + ".recipe")
+        want = recipe_hash(name)
+        if not (path.is_file() and stamp.is_file() and stamp.read_text().strip() == want):
+            print(f"[zerovideo] building tiny checkpoint {name} (random weights) ...", flush=True)
+            tmp = path.with_name(path.name + ".partial")
+            BUILDERS[name](tmp)
+            tmp.replace(path)
+            stamp.write_text(want + "\n")
+        out[name] = path
+    return out
+
+
+def default_folder() -> Path:
+    import os
+    from scripts import host
+    return Path(os.environ.get("ZEROVIDEO_CACHE") or host.cache_dir()) / "models" / "checkpoints"
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else default_folder()
+    for n, p in ensure_checkpoints(target).items():
+        print(n, p)
