@@ -149,9 +149,9 @@ def sd15_frames_baseline() -> Graph:
           text="a horse galloping on a street, photorealistic, detailed")
     g.add(3, "CLIPTextEncode", title="Negative", clip=(1, 1), text="blurry, low quality, deformed")
     g.add(4, "EmptyLatentImage", width=512, height=512, batch_size=8)
-    g.add(5, "ZeroVideo.LatentVideoInfo", latent=(4, 0))
-    g.add(6, "KSampler", model=(1, 0), positive=(2, 0), negative=(3, 0), latent_image=(5, 0), seed=7,
+    g.add(5, "KSampler", model=(1, 0), positive=(2, 0), negative=(3, 0), latent_image=(4, 0), seed=7,
           steps=20, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform", denoise=1.0)
+    g.add(6, "ZeroVideo.LatentVideoInfo", latent=(5, 0))
     g.add(7, "VAEDecode", samples=(6, 0), vae=(1, 2))
     g.add(8, "SaveAnimatedWEBP", images=(7, 0), filename_prefix="ZeroVideo/sd15_frames_baseline", fps=4.0,
           lossless=False, quality=85, method="default")

@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt", help="use this checkpoint name for every checkpoint loader")
     p.add_argument("--models", default=os.environ.get("ZEROVIDEO_MODELS"),
                    help="a ComfyUI models folder to use (default: $ZEROVIDEO_MODELS)")
+    p.add_argument("--tiny", action="store_true",
+                   help="with --server: also swap missing checkpoints for the tiny test models (if installed)")
     p.add_argument("--frames", action="store_true", help="also write every frame of animations as PNG")
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the run")
     p.add_argument("--print-api", action="store_true", help="print the API-format prompt and exit")
@@ -182,7 +184,7 @@ def main(argv=None) -> int:
             say(f"ComfyUI is up at {server.url} after {time.monotonic() - t0:.1f}s")
             client = server.client()
         object_info = client.object_info()
-        api = prepare(args, object_info, own_server=server is not None)
+        api = prepare(args, object_info, own_server=server is not None or args.tiny)
         if args.print_api:
             print(json.dumps(api, indent=2))
             return 0

@@ -48,6 +48,12 @@ SVD_CHECKPOINT_UNET = dict(
     transformer_depth_output=[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1], transformer_depth_middle=1,
     use_linear_in_transformer=True, context_dim=1024)
 
+# The real architectures (random weights): for benchmarks on a GPU, where speed is what matters.
+SD15_FULL_UNET = dict(
+    SD15_CHECKPOINT_UNET, num_res_blocks=[2, 2, 2, 2], channel_mult=[1, 2, 4, 4],
+    transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0], transformer_depth_output=[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+SVD_FULL_UNET = dict(SVD_CHECKPOINT_UNET, channel_mult=[1, 2, 4, 4])
+
 # Python-level models: same layouts, a few channels.
 SD15_TINY_UNET = dict(
     SD15_CHECKPOINT_UNET, model_channels=32, context_dim=64, channel_mult=[1, 2])
@@ -79,25 +85,25 @@ def init_weights(module, seed: int) -> None:
                 p.normal_(0.0, 0.02)
 
 
-def _model(config_cls, unet_config: dict, seed: int):
+def _model(config_cls, unet_config: dict, seed: int, dtype=None):
     import torch
     cfg = config_cls(dict(unet_config))
-    cfg.set_inference_dtype(torch.float32, None)
+    cfg.set_inference_dtype(dtype or torch.float32, None)
     model = cfg.get_model({})
     init_weights(model, seed)
     return model
 
 
-def sd15_model(unet_config: dict = SD15_TINY_UNET, seed: int = 0):
+def sd15_model(unet_config: dict = SD15_TINY_UNET, seed: int = 0, dtype=None):
     import_comfy()
     import comfy.supported_models
-    return _model(comfy.supported_models.SD15, unet_config, seed)
+    return _model(comfy.supported_models.SD15, unet_config, seed, dtype)
 
 
-def svd_model(unet_config: dict = SVD_TINY_UNET, seed: int = 0):
+def svd_model(unet_config: dict = SVD_TINY_UNET, seed: int = 0, dtype=None):
     import_comfy()
     import comfy.supported_models
-    return _model(comfy.supported_models.SVD_img2vid, unet_config, seed)
+    return _model(comfy.supported_models.SVD_img2vid, unet_config, seed, dtype)
 
 
 def patcher(model):

@@ -1,0 +1,38 @@
+"""python3 scripts/host.py bench [NAME ...] [--device cuda] [--full]
+
+Runs the named benchmarks (default: all). `--full` uses the full-size SD1.5 (512², 16 frames) and
+SVD-XT (576×1024, 25 frames) architectures with random weights, for GPU machines; the default is the
+tiny models, for a CPU check of the overhead ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench import patch_overhead
+
+BENCHMARKS = {
+    "patch_overhead": patch_overhead.run,
+}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="host.py bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--full", action="store_true", help="full-size architectures (GPU)")
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        p.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
+    import os
+    os.environ["ZEROVIDEO_DEVICE"] = args.device
+    for name in args.names or list(BENCHMARKS):
+        BENCHMARKS[name](device=args.device, full=args.full, repeats=args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The common benchmark runner.
+
+Each benchmark times a baseline and one or more variants **in the same process**, with warm-up and
+several repeats, and reports the median time and peak memory of each as a ratio to the baseline.
+Peak memory is `torch.cuda.max_memory_allocated` on CUDA, and the peak RSS growth above the level before
+the call (sampled every 2 ms) on CPU. Results are printed and written to bench/results/NAME-DEVICE.json.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Measurement:
+    label: str
+    median_s: float
+    times_s: list[float]
+    peak_mem_bytes: int
+    time_ratio: float = 1.0
+    mem_ratio: float = 1.0
+    extra: dict = field(default_factory=dict)
+
+
+class _RssSampler:
+    def __init__(self):
+        import psutil
+        self.proc = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        self.base = self.proc.memory_info().rss
+        self.peak = self.base
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self.thread.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.base
+
+
+def _sync(device: str):
+    if device.startswith("cuda"):
+        import torch
+        torch.cuda.synchronize()
+
+
+def measure(label: str, fn: Callable[[], object], device: str = "cpu", warmup: int = 1,
+            repeats: int = 5) -> Measurement:
+    import gc
+
+    import torch
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        _sync(device)
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        with _RssSampler() as s:
+            fn()
+        peak = s.growth
+    return Measurement(label, statistics.median(times), times, peak)
+
+
+def compare(name: str, baseline: tuple[str, Callable], variants: list[tuple[str, Callable]],
+            device: str = "cpu", warmup: int = 1, repeats: int = 5, notes: dict | None = None,
+            write: bool = True) -> list[Measurement]:
+    """Time the baseline and each variant; print and save ratios against the baseline."""
+    results = [measure(baseline[0], baseline[1], device, warmup, repeats)]
+    for label, fn in variants:
+        results.append(measure(label, fn, device, warmup, repeats))
+    base = results[0]
+    for m in results[1:]:
+        m.time_ratio = m.median_s / base.median_s
+        m.mem_ratio = m.peak_mem_bytes / base.peak_mem_bytes if base.peak_mem_bytes > 0 else float("nan")
+    report(name, results, device)
+    if write:
+        save(name, results, device, notes or {})
+    return results
+
+
+def report(name: str, results: list[Measurement], device: str) -> None:
+    print(f"\n== {name} ({device}) ==")
+    print(f"{'variant':<44} {'median':>10} {'time x':>8} {'peak mem':>11} {'mem x':>7}")
+    for m in results:
+        print(f"{m.label:<44} {m.median_s * 1000:>8.1f}ms {m.time_ratio:>8.3f} "
+              f"{m.peak_mem_bytes / 2**20:>9.1f}Mi {m.mem_ratio:>7.3f}")
+
+
+def save(name: str, results: list[Measurement], device: str, notes: dict) -> Path:
+    import torch
+    RESULTS.mkdir(exist_ok=True)
+    dev = device
+    if device.startswith("cuda"):
+        dev = torch.cuda.get_device_name().replace(" ", "_")
+    path = RESULTS / f"{name}-{dev}.json"
+    path.write_text(json.dumps({
+        "benchmark": name, "device": dev, "torch": torch.__version__, "machine": platform.machine(),
+        "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S"), "notes": notes,
+        "results": [asdict(m) for m in results]}, indent=2) + "\n")
+    return path
