@@ -1,10 +1,12 @@
 """ComfyUI glue: one module per paper, registered through a single V3 extension."""
 from comfy_api.latest import ComfyExtension, io
 
+from . import text2video_zero
 from .utility import LatentVideoInfo
 
 NODES: list[type[io.ComfyNode]] = [
     LatentVideoInfo,
+    *text2video_zero.NODES,
 ]
 
 

@@ -21,3 +21,20 @@ def schema(node_id: str, *, search_aliases: list[str] = (), description: str = "
     elif search_aliases:
         description = f"{description}\n\nAlso known as: {', '.join(search_aliases)}."
     return io.Schema(node_id=PREFIX + node_id, description=description, **kw)
+
+
+def check_range(name: str, value, lo: float, hi: float):
+    """validate_inputs helper: naming an input there disables ComfyUI's own min/max check for it."""
+    if value is not None and not lo <= value <= hi:
+        return f"{name} must be between {lo} and {hi}, got {value}"
+    return True
+
+
+def check_percent_range(start_percent, end_percent):
+    for name, value in (("start_percent", start_percent), ("end_percent", end_percent)):
+        ok = check_range(name, value, 0.0, 1.0)
+        if ok is not True:
+            return ok
+    if start_percent is not None and end_percent is not None and start_percent > end_percent:
+        return f"start_percent ({start_percent}) must not be greater than end_percent ({end_percent})"
+    return True

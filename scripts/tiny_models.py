@@ -85,12 +85,39 @@ def init_weights(module, seed: int) -> None:
                 p.normal_(0.0, 0.02)
 
 
-def _model(config_cls, unet_config: dict, seed: int, dtype=None):
+def calibrate_output(model, seed: int) -> None:
+    """Scale the U-Net's last conv so that its prediction has unit std, like a trained model's.
+
+    Random residual stacks grow their activations layer by layer; left alone the tiny models predict
+    values in the hundreds, and every float comparison in the tests would be against that scale.
+    """
+    import torch
+    dm = model.diffusion_model
+    g = torch.Generator().manual_seed(seed)
+    frames = 2
+    x = torch.randn(frames, dm.in_channels, 8, 8, generator=g)
+    ctx = torch.randn(frames, 1, model.model_config.unet_config["context_dim"], generator=g)
+    kw = {}
+    if getattr(dm, "num_classes", None) is not None:
+        kw["y"] = torch.randn(frames, dm.label_emb[0][0].in_features, generator=g)
+    if getattr(dm, "use_temporal_resblocks", False):
+        kw["num_video_frames"] = frames
+    with torch.no_grad():
+        std = dm(x.to(dm.dtype), torch.full((frames,), 500.0), ctx.to(dm.dtype), **kw).float().std()
+        last = dm.out[-1]
+        last.weight.div_(std)
+        if last.bias is not None:
+            last.bias.div_(std)
+
+
+def _model(config_cls, unet_config: dict, seed: int, dtype=None, calibrate: bool = True):
     import torch
     cfg = config_cls(dict(unet_config))
     cfg.set_inference_dtype(dtype or torch.float32, None)
     model = cfg.get_model({})
     init_weights(model, seed)
+    if calibrate:
+        calibrate_output(model, seed)
     return model
 
 

@@ -16,8 +16,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 NETGUARD = Path(__file__).resolve().parent / "netguard"
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _p in (REPO, REPO / "tests"):  # scripts/ and tests/zv_testing.py
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 _netlog = Path(tempfile.gettempdir()) / f"zerovideo-netlog-{os.getpid()}.txt"
 _netlog.unlink(missing_ok=True)
@@ -29,6 +30,8 @@ _spec.loader.exec_module(_guard)
 _guard.install()
 
 from scripts import comfy_env  # noqa: E402
+
+comfy_env.import_pack()  # `zerovideo` (kernels/ need no ComfyUI; nodes/ import it when first used)
 
 
 HOST_FACTS: list[str] = []
@@ -57,7 +60,7 @@ def comfy():
 
 @pytest.fixture(scope="session")
 def pack(comfy):
-    """This repository imported as the custom-node package `zerovideo`."""
+    """This repository as the custom-node package `zerovideo`, with ComfyUI importable for nodes/."""
     return comfy_env.import_pack()
 
 

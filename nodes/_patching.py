@@ -1,0 +1,121 @@
+"""Shared hook helpers: which attention calls are spatial, how many chunks/frames, sigma ranges, per-run state.
+
+Conventions (COMFYUI_HOOKS.md §2-3): in a U-Net call the batch is `chunks·F` rows, `chunks =
+len(cond_or_uncond)`. On video U-Nets (SVD) every self-attention block is called twice per depth: first
+the spatial block on `(chunks·F, h·w, C)`, then the temporal block on `(chunks·h·w, F, C)`. A
+DIFFUSION_MODEL wrapper puts a call counter into `transformer_options`, so a patch can tell the two apart
+by parity even when `F == h·w` makes the shapes identical.
+"""
+from __future__ import annotations
+
+import logging
+
+import comfy.ldm.modules.attention as comfy_attention
+import comfy.patcher_extension
+
+log = logging.getLogger("ZeroVideo")
+
+CALLS_KEY = "zerovideo_attn1_calls"
+STATE_KEY = "zerovideo_run_state"
+
+
+def self_attention_blocks(model) -> list:
+    """The BasicTransformerBlocks of the diffusion model whose attn1 is self-attention."""
+    dm = model.get_model_object("diffusion_model")
+    return [m for m in dm.modules()
+            if isinstance(m, comfy_attention.BasicTransformerBlock) and not m.disable_self_attn]
+
+
+def require_unet_self_attention(model, node: str) -> None:
+    if not self_attention_blocks(model):
+        name = type(model.get_model_object("diffusion_model")).__name__
+        raise ValueError(f"{node}: this model ({name}) has no U-Net self-attention blocks to patch. "
+                         f"It works with SD1.x, SD2.x, SDXL and SVD U-Nets.")
+
+
+def is_video_unet(model) -> bool:
+    dm = model.get_model_object("diffusion_model")
+    return any(isinstance(m, comfy_attention.SpatialVideoTransformer) for m in dm.modules())
+
+
+def _count_calls(executor, *args, **kwargs):
+    transformer_options = args[5] if len(args) > 5 else kwargs["transformer_options"]
+    transformer_options[CALLS_KEY] = {}
+    try:
+        return executor(*args, **kwargs)
+    finally:
+        transformer_options.pop(CALLS_KEY, None)
+
+
+def add_call_counter(model) -> None:
+    """Install (once per model clone) the wrapper that lets patches tell spatial from temporal calls."""
+    model.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, CALLS_KEY)
+    model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, CALLS_KEY, _count_calls)
+
+
+def spatial_layout(n, extra_options: dict, video: bool) -> tuple[int, int] | None:
+    """(chunks, frames) if this attn1 call is spatial self-attention over frames, else None (temporal)."""
+    chunks = len(extra_options.get("cond_or_uncond") or [0])
+    if video:
+        calls = extra_options.get(CALLS_KEY)
+        if calls is not None:
+            key = (tuple(extra_options.get("block") or ()), extra_options.get("block_index", 0))
+            k = calls.get(key, 0)
+            calls[key] = k + 1
+            if k % 2:
+                return None
+        else:
+            shape = extra_options.get("activations_shape")
+            if shape is None or n.shape[0] != shape[0] or n.shape[1] != shape[2] * shape[3]:
+                return None
+    if n.shape[0] % chunks:
+        return None
+    return chunks, n.shape[0] // chunks
+
+
+class SigmaRange:
+    """Active while `sigma_end ≤ σ ≤ sigma_start` (start/end given as sampling percents, like core nodes)."""
+
+    def __init__(self, model, start_percent: float, end_percent: float):
+        if not 0.0 <= start_percent <= end_percent <= 1.0:
+            raise ValueError(f"start_percent ({start_percent}) must be ≤ end_percent ({end_percent}), both in [0, 1]")
+        sampling = model.get_model_object("model_sampling")
+        self.sigma_start = float(sampling.percent_to_sigma(start_percent))
+        self.sigma_end = float(sampling.percent_to_sigma(end_percent))
+        self.always = start_percent == 0.0 and end_percent == 1.0
+
+    def __contains__(self, extra_options: dict) -> bool:
+        if self.always:
+            return True
+        sigmas = extra_options.get("sigmas")
+        if sigmas is None:
+            return True
+        s = float(sigmas.reshape(-1)[0])
+        return self.sigma_end <= s <= self.sigma_start
+
+
+class RunState:
+    """Per-sampling-run scratch space, keyed by the patch that owns it; fresh for every run."""
+
+    def __init__(self):
+        self.data: dict = {}
+
+    def __deepcopy__(self, memo):
+        return RunState()
+
+
+def _fresh_state(executor, *args, **kwargs):
+    # CFGGuider.sample has already cloned model_options for this run (samplers.py), so this is per run.
+    executor.class_obj.model_options.setdefault("transformer_options", {})[STATE_KEY] = RunState()
+    return executor(*args, **kwargs)
+
+
+def add_run_state(model) -> None:
+    """Give every sampling run of `model` an empty RunState at transformer_options[STATE_KEY]."""
+    model.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, STATE_KEY)
+    model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, STATE_KEY, _fresh_state)
+
+
+def run_state(extra_options: dict) -> dict | None:
+    state = extra_options.get(STATE_KEY)
+    return None if state is None else state.data

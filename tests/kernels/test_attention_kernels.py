@@ -1,0 +1,71 @@
+"""kernels/attention.py against the definitions (pure torch, no ComfyUI)."""
+import pytest
+import torch
+
+from zerovideo.kernels import attention as A
+
+
+def states(chunks=2, frames=5, tokens=3, channels=4, seed=0):
+    return torch.randn(chunks * frames, tokens, channels, generator=torch.Generator().manual_seed(seed))
+
+
+def test_split_and_merge_are_exact_inverses_and_keep_chunks_apart():
+    x = states()
+    xf = A.split_frames(x, 2)
+    assert xf.shape == (2, 5, 3, 4)
+    assert torch.equal(xf[1, 0], x[5])  # chunk 1 starts after the 5 frames of chunk 0
+    assert torch.equal(A.merge_frames(xf), x)
+    with pytest.raises(ValueError, match="does not split into 3 equal chunks"):
+        A.split_frames(x, 3)
+
+
+@pytest.mark.parametrize("mode,expect", [
+    ("first", [[0], [0], [0], [0], [0]]),
+    ("previous", [[0], [0], [1], [2], [3]]),
+    ("first+previous", [[0, 0], [0, 0], [0, 1], [0, 2], [0, 3]]),
+    ("first+self", [[0, 0], [0, 1], [0, 2], [0, 3], [0, 4]]),
+])
+def test_cross_frame_kv_reads_the_anchor_frames_of_the_same_chunk(mode, expect):
+    x = states()
+    kv = A.cross_frame_kv(x, 2, mode)
+    assert kv.shape == (10, 3 * len(expect[0]), 4)
+    for c in range(2):
+        for f, anchors in enumerate(expect):
+            want = torch.cat([x[c * 5 + a] for a in anchors], dim=0)
+            assert torch.equal(kv[c * 5 + f], want), (mode, c, f)
+
+
+def test_cross_frame_kv_uses_a_given_global_first_frame():
+    x = states()
+    first = torch.randn(2, 3, 4)
+    kv = A.cross_frame_kv(x, 2, "first+self", first=first)
+    assert torch.equal(kv[7, :3], first[1]) and torch.equal(kv[7, 3:], x[7])
+
+
+def test_unknown_anchor_mode_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown anchor mode 'last'"):
+        A.cross_frame_kv(states(), 2, "last")
+
+
+def test_momentum_mu_one_is_frame_zero_and_mu_zero_is_identity():
+    x = states(frames=7)
+    assert torch.equal(A.momentum_kv(x, 2, 1.0), A.cross_frame_kv(x, 2, "first"))
+    assert torch.equal(A.momentum_kv(x, 2, 0.0), x)
+
+
+def test_momentum_matches_the_ema_recursion_and_the_closed_form_sum():
+    x = states(chunks=3, frames=6)
+    mu = 0.7
+    out = A.split_frames(A.momentum_kv(x, 3, mu), 3)
+    xf = A.split_frames(x, 3)
+    for a in range(6):  # m_a = mu^a x_0 + (1-mu) sum_{j=1..a} mu^(a-j) x_j
+        want = mu ** a * xf[:, 0] + sum((1 - mu) * mu ** (a - j) * xf[:, j] for j in range(1, a + 1))
+        torch.testing.assert_close(out[:, a], want, rtol=1e-6, atol=1e-6)
+
+
+def test_momentum_anchor_mix_pulls_towards_frame_zero():
+    x = states(frames=4)
+    full = A.momentum_kv(x, 2, 0.5, anchor_mix=1.0)
+    assert torch.equal(full, A.cross_frame_kv(x, 2, "first"))
+    with pytest.raises(ValueError, match="mu must be in"):
+        A.momentum_kv(x, 2, 1.5)

@@ -1,0 +1,154 @@
+"""CrossFrameAttentionPatch on tiny real ComfyUI U-Nets, through ComfyUI's own samplers."""
+import pytest
+import torch
+from zv_testing import (assert_close_scaled, attention_block_keys, force_split_cond_uncond, gen, record_chunks, sample,
+                        sd15_conds, svd_conds)
+
+
+@pytest.fixture(scope="module")
+def sd15(comfy):
+    from scripts import tiny_models
+    return tiny_models.tiny_sd15(seed=3)
+
+
+@pytest.fixture(scope="module")
+def node(pack):
+    from zerovideo.nodes.text2video_zero import CrossFrameAttentionPatch
+    return CrossFrameAttentionPatch
+
+
+def patched(node, model, anchor="first", start=0.0, end=1.0):
+    return node.execute(model=model, anchor=anchor, start_percent=start, end_percent=end).args[0]
+
+
+def reference_first_frame_attention(q, k, v, extra):
+    """Independent reference: frame f of chunk c attends to frame 0 of chunk c, one frame at a time.
+
+    It uses ComfyUI's own attention function per frame, so the only difference from the patch is how
+    the anchor's keys and values are chosen.
+    """
+    from comfy.ldm.modules.attention import optimized_attention
+    chunks = len(extra["cond_or_uncond"])
+    frames = q.shape[0] // chunks
+    out = torch.empty_like(q)
+    for c in range(chunks):
+        anchor = slice(c * frames, c * frames + 1)
+        for f in range(frames):
+            i = c * frames + f
+            out[i:i + 1] = optimized_attention(q[i:i + 1], k[anchor], v[anchor], extra["n_heads"],
+                                               attn_precision=extra["attn_precision"])
+    return out
+
+
+def with_reference(model):
+    m = model.clone()
+    for key in attention_block_keys(m):
+        m.set_model_attn1_replace(reference_first_frame_attention, *key)
+    return m
+
+
+def test_input_model_is_not_modified(node, sd15):
+    before = (dict(sd15.model_options["transformer_options"]), dict(sd15.object_patches), len(sd15.patches))
+    m = patched(node, sd15)
+    assert m is not sd15 and m.model is sd15.model
+    assert (dict(sd15.model_options["transformer_options"]), dict(sd15.object_patches), len(sd15.patches)) == before
+    assert "attn1_patch" in m.model_options["transformer_options"]["patches"]
+
+
+def test_first_anchor_with_one_frame_is_bit_identical_to_the_unpatched_model(node, sd15):
+    pos, neg = sd15_conds(sd15)
+    noise = torch.randn(1, 4, 8, 8, generator=gen(0))
+    assert torch.equal(sample(patched(node, sd15), noise, pos, neg), sample(sd15, noise, pos, neg))
+
+
+def test_patch_disabled_by_sigma_range_is_bit_identical_to_unpatched(node, sd15):
+    pos, neg = sd15_conds(sd15)
+    noise = torch.randn(4, 4, 8, 8, generator=gen(0))
+    off = patched(node, sd15, start=1.0, end=1.0)
+    assert torch.equal(sample(off, noise, pos, neg), sample(sd15, noise, pos, neg))
+    assert not torch.equal(sample(patched(node, sd15), noise, pos, neg), sample(sd15, noise, pos, neg))
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["cond+uncond together", "cond and uncond split"])
+def test_matches_an_explicit_per_frame_attention_to_the_anchor(node, sd15, split):
+    pos, neg = sd15_conds(sd15)
+    noise = torch.randn(4, 4, 8, 8, generator=gen(5))
+    ours, ref = patched(node, sd15), with_reference(sd15)
+    seen = []
+    if split:
+        ours, ref = force_split_cond_uncond(ours), force_split_cond_uncond(ref)
+    record_chunks(ours, seen)
+    a, b = sample(ours, noise, pos, neg, steps=2), sample(ref, noise, pos, neg, steps=2)
+    assert set(seen) == ({(0,), (1,)} if split else {(1, 0)})
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_with_cfg_one_only_the_cond_chunk_runs_and_is_still_correct(node, sd15):
+    pos, neg = sd15_conds(sd15)
+    noise = torch.randn(3, 4, 8, 8, generator=gen(6))
+    seen = []
+    ours = record_chunks(patched(node, sd15), seen)
+    a = sample(ours, noise, pos, neg, steps=2, cfg=1.0)
+    b = sample(with_reference(sd15), noise, pos, neg, steps=2, cfg=1.0)
+    assert set(seen) == {(0,)}
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_frame_zero_equals_the_single_image_with_the_same_noise(node, sd15):
+    pos, neg = sd15_conds(sd15)
+    noise = torch.randn(4, 4, 8, 8, generator=gen(7))
+    video = sample(patched(node, sd15), noise, pos, neg, sampler="ddim", scheduler="ddim_uniform")
+    single = sample(sd15, noise[:1], pos, neg, sampler="ddim", scheduler="ddim_uniform")
+    assert_close_scaled(video[:1], single)
+    assert (video[1:] - single).abs().max() > 1e-3  # the other frames did change
+
+
+@pytest.mark.parametrize("anchor", ["previous", "first+previous", "first+self"])
+def test_other_anchor_modes_run_finite_and_keep_frame_zero_for_causal_modes(node, sd15, anchor):
+    pos, neg = sd15_conds(sd15)
+    noise = torch.randn(3, 4, 8, 8, generator=gen(8))
+    out = sample(patched(node, sd15, anchor), noise, pos, neg, steps=2)
+    assert torch.isfinite(out).all()
+    if anchor != "first+self":  # frame 0 reads only itself (duplicated keys do not change softmax)
+        single = sample(sd15, noise[:1], pos, neg, steps=2)
+        assert_close_scaled(out[:1], single)
+
+
+@pytest.mark.parametrize("frames,size", [(3, 8), (4, 8)], ids=["F!=h*w", "F==h*w at the 2x2 level"])
+def test_on_svd_only_spatial_calls_are_patched(node, comfy, frames, size):
+    from scripts import tiny_models
+    svd = tiny_models.tiny_svd(seed=2)
+    m = patched(node, svd)
+    kinds = []
+    patch = m.model_options["transformer_options"]["patches"]["attn1_patch"][0]
+    orig = patch.__call__
+
+    def spy(n, c, v, extra):
+        from zerovideo.nodes import _patching
+        calls = dict(extra.get(_patching.CALLS_KEY))  # counter before this call
+        key = (tuple(extra["block"]), extra["block_index"])
+        kinds.append(("temporal" if calls.get(key, 0) % 2 else "spatial", tuple(n.shape)))
+        return orig(n, c, v, extra)
+    m.model_options["transformer_options"]["patches"]["attn1_patch"] = [spy]
+    pos, neg = svd_conds(svd, size, size)
+    out = sample(m, torch.randn(frames, 4, size, size, generator=gen(1)), pos, neg, steps=1, cfg=2.0)
+    assert torch.isfinite(out).all()
+    spatial = [s for k, s in kinds if k == "spatial"]
+    temporal = [s for k, s in kinds if k == "temporal"]
+    assert len(spatial) == len(temporal) > 0
+    assert all(s[0] == 2 * frames for s in spatial)  # (chunks·F, h·w, C)
+    assert all(s[1] == frames for s in temporal)     # (chunks·h·w, F, C)
+
+
+def test_model_without_self_attention_is_a_clear_error(node, comfy):
+    from scripts import tiny_models
+    no_attn = tiny_models.tiny_sd15(transformer_depth=[0, 0], transformer_depth_output=[0, 0, 0, 0],
+                                    transformer_depth_middle=-1)
+    with pytest.raises(ValueError, match="has no U-Net self-attention blocks"):
+        patched(node, no_attn)
+
+
+def test_validation_rejects_an_inverted_or_out_of_range_sigma_range(node):
+    assert "must not be greater" in node.validate_inputs(start_percent=0.8, end_percent=0.2)
+    assert "between 0.0 and 1.0" in node.validate_inputs(start_percent=-0.1, end_percent=0.2)
+    assert node.validate_inputs(start_percent=None, end_percent=0.5) is True

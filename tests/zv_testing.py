@@ -1,0 +1,75 @@
+"""Helpers shared by the node tests: conditioning and sampling on the tiny in-process models."""
+from __future__ import annotations
+
+import torch
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def context_dim(mp) -> int:
+    dm = mp.get_model_object("diffusion_model")
+    return next(m.to_k.in_features for n, m in dm.named_modules() if n.endswith("attn2"))
+
+
+def sd15_conds(mp, seed: int = 1):
+    dim = context_dim(mp)
+    return ([[torch.randn(1, 77, dim, generator=gen(seed)), {}]],
+            [[torch.randn(1, 77, dim, generator=gen(seed + 1)), {}]])
+
+
+def svd_conds(mp, h: int = 8, w: int = 8, seed: int = 1):
+    dim = context_dim(mp)
+    extra = {"concat_latent_image": torch.randn(1, 4, h, w, generator=gen(seed + 2)), "fps": 6,
+             "motion_bucket_id": 127, "augmentation_level": 0.0}
+    neg = dict(extra, concat_latent_image=torch.zeros(1, 4, h, w))
+    return ([[torch.randn(1, 1, dim, generator=gen(seed)), extra]], [[torch.zeros(1, 1, dim), neg]])
+
+
+def sample(mp, noise, positive, negative, steps=3, cfg=5.0, sampler="euler", scheduler="normal",
+           latent=None, seed=0, **kw):
+    import comfy.sample
+    latent = torch.zeros_like(noise) if latent is None else latent
+    return comfy.sample.sample(mp, noise, steps, cfg, sampler, scheduler, positive, negative, latent,
+                               seed=seed, disable_pbar=True, **kw)
+
+
+def attention_block_keys(mp) -> list[tuple[str, int]]:
+    """(block name, number) of every transformer stack in the U-Net, as patches_replace keys them."""
+    import comfy.ldm.modules.attention as att
+    dm = mp.get_model_object("diffusion_model")
+    keys = []
+    for name, blocks in (("input", dm.input_blocks), ("output", dm.output_blocks)):
+        for i, block in enumerate(blocks):
+            if any(isinstance(m, att.SpatialTransformer) for m in block):
+                keys.append((name, i))
+    if any(isinstance(m, att.SpatialTransformer) for m in dm.middle_block):
+        keys.append(("middle", 0))
+    return keys
+
+
+def force_split_cond_uncond(mp):
+    """Make ComfyUI evaluate cond and uncond in separate U-Net calls (its low-memory path)."""
+    mp.add_object_patch("memory_usage_factor", 1e12)
+    return mp
+
+
+def record_chunks(mp, seen: list):
+    """An attn1 patch that records len(cond_or_uncond) of every call and changes nothing."""
+    def rec(n, c, v, extra):
+        seen.append(tuple(extra["cond_or_uncond"]))
+        return n, c, v
+    mp.set_model_attn1_patch(rec)
+    return mp
+
+
+def assert_close_scaled(a, b, tol: float = 1e-5):
+    """max|a − b| ≤ tol · max(1, max|b|).
+
+    For results of whole sampling runs: sampled latents are in the hundreds (unscaled latent space), and
+    batching 1 vs F frames changes float32 rounding in the convolutions at the 1e-7 relative level.
+    """
+    scale = max(1.0, float(b.abs().max()))
+    err = float((a - b).abs().max())
+    assert err <= tol * scale, f"max abs difference {err:.3g} > {tol:g} x {scale:.3g}"
