@@ -5,8 +5,9 @@ import torch
 from comfy_api.latest import io
 
 from ..kernels.attention import ANCHOR_MODES, cross_frame_kv
+from ..kernels import warp
 from . import _patching
-from ._schema import CATEGORY, check_percent_range, schema
+from ._schema import CATEGORY, check_percent_range, check_range, schema
 
 PAPER = "Text2Video-Zero (Khachatryan et al., ICCV 2023, arXiv 2303.13439)"
 T2VZ_CATEGORY = f"{CATEGORY}/Text2Video-Zero"
@@ -104,4 +105,215 @@ class CrossFrameAttentionPatch(io.ComfyNode):
         return io.NodeOutput(m)
 
 
-NODES = [CrossFrameAttentionPatch]
+def motion_inputs() -> list:
+    """The motion and timing inputs shared by the sampler and the graph-form warp node."""
+    return [
+        io.Float.Input("motion_x", default=12.0, min=-512.0, max=512.0, step=0.5,
+                       tooltip="Horizontal motion per frame, in pixels of a 512-px frame (a fraction of the width "
+                               "at any resolution). Positive moves the picture left. Paper: 12."),
+        io.Float.Input("motion_y", default=12.0, min=-512.0, max=512.0, step=0.5,
+                       tooltip="Vertical motion per frame, in pixels of a 512-px frame. Positive moves the picture "
+                               "up. Paper: 12."),
+        io.Float.Input("zoom", default=1.0, min=0.5, max=2.0, step=0.005,
+                       tooltip="Zoom factor per frame (beyond the paper): 1.02 zooms in 2% each frame, "
+                               "below 1 zooms out. 1 = no zoom."),
+        io.Float.Input("rotation", default=0.0, min=-45.0, max=45.0, step=0.1,
+                       tooltip="Rotation per frame in degrees (beyond the paper); positive turns the picture "
+                               "counter-clockwise. 0 = none."),
+        io.Int.Input("t0", default=44, min=0, max=48,
+                     tooltip="Paper's t0: where the warp is taken, in steps from the end of a 50-step "
+                             "schedule (scaled to your step count). Must be smaller than t1. Paper: 44."),
+        io.Int.Input("t1", default=47, min=1, max=49,
+                     tooltip="Paper's t1: the noise level the warped frames start from, in steps from the end "
+                             "of a 50-step schedule. Larger = more freedom for the other frames. Paper: 47."),
+        io.Combo.Input("interpolation", options=list(warp.INTERPOLATIONS), default="nearest",
+                       tooltip="How the latent is resampled. nearest: the paper (sharp, moves in whole latent "
+                               "pixels). bilinear: smoother sub-pixel motion, slightly softer."),
+    ]
+
+
+def mask_input() -> io.Mask.Input:
+    return io.Mask.Input("foreground_mask", optional=True,
+                         tooltip="Optional foreground mask for background smoothing (paper §3.3): one mask for "
+                                 "all frames or one per frame, at the image size. White = foreground.")
+
+
+def latent_masks(mask, frames: int, h: int, w: int):
+    """A MASK `(B, H, W)` as `(frames, 1, h, w)` latent-resolution masks, with clear errors."""
+    import torch.nn.functional as F
+    if mask is None:
+        return None
+    if mask.ndim == 2:
+        mask = mask[None]
+    if mask.shape[0] not in (1, frames):
+        raise ValueError(f"foreground_mask has {mask.shape[0]} frames; give 1 (for all frames) or {frames}")
+    if abs(mask.shape[1] - 8 * h) > 8 or abs(mask.shape[2] - 8 * w) > 8:
+        raise ValueError(f"foreground_mask is {mask.shape[2]}x{mask.shape[1]} px but the video is {8 * w}x{8 * h} px")
+    if float(mask.max()) <= 0:
+        raise ValueError("foreground_mask is empty (all black): nothing is foreground")
+    m = F.interpolate(mask[:, None].float(), size=(h, w), mode="area")
+    return m.expand(frames, -1, -1, -1)
+
+
+def motion_rows(frames, motion_x, motion_y, zoom, rotation):
+    return warp.motion_schedule(frames, motion_x, motion_y, zoom, rotation).float()
+
+
+def check_t0_t1(t0, t1):
+    if t0 is not None and t1 is not None and t0 >= t1:
+        return f"t0 ({t0}) must be smaller than t1 ({t1}): the warp is taken after the start level"
+    return True
+
+
+def text2video_zero_sample(model, x, sigmas, extra_args=None, callback=None, disable=None, *, base, motion,
+                           t0, t1, mode, fg_masks=None):
+    """k-diffusion sampler function: Text2Video-Zero's procedure around any base sampler (§3.3)."""
+    extra_args = {} if extra_args is None else extra_args
+    frames = x.shape[0]
+    if frames < 2:
+        raise ValueError("Text2Video-Zero Sampler: the latent has 1 frame. Set the latent batch size to the number "
+                         "of video frames (at least 2).")
+    if extra_args.get("denoise_mask") is not None:
+        raise ValueError("Text2Video-Zero Sampler does not work with a latent noise mask (inpainting); remove "
+                         "the mask or use the MotionLatentWarp node between two samplers.")
+    steps = len(sigmas) - 1
+    s1, s0 = warp.paper_steps(steps, t0, t1)
+    masks = None if fg_masks is None else latent_masks(fg_masks, frames, x.shape[2], x.shape[3]).to(x)
+
+    def run(latent, sig, offset):
+        if len(sig) < 2:
+            return latent
+        cb = None if callback is None else (lambda d: callback(dict(d, i=d["i"] + offset)))
+        return base.sampler_function(model, latent, sig, extra_args=extra_args, callback=cb, disable=disable,
+                                     **base.extra_options)
+
+    x1_t = run(x[:1], sigmas[:s1 + 1], 0)
+    x1_t_prime = run(x1_t, sigmas[s1:s0 + 1], s1)
+    g = torch.Generator().manual_seed(int(extra_args.get("seed", 0)) + 0x72F)
+    noise = torch.randn((frames - 1, *x.shape[1:]), generator=g).to(x)
+    x_t = warp.motion_dynamics(x1_t, x1_t_prime, motion.to(x.device), float(sigmas[s1]), float(sigmas[s0]),
+                               noise, mode, masks)
+    return run(x_t, sigmas[s1:], s1)
+
+
+class Text2VideoZeroSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return schema(
+            "Text2VideoZeroSampler",
+            display_name="Text2Video-Zero Sampler (motion dynamics)",
+            category=T2VZ_CATEGORY,
+            description=(
+                "The paper's whole procedure as one SAMPLER for SamplerCustom / SamplerCustomAdvanced: frame 0 is "
+                "denoised alone for the first steps, copied to every frame with a global camera motion (warp in "
+                "latent space), re-noised, and all frames are denoised together. Use it with a model patched by "
+                "Cross-Frame Attention and a latent batch of one entry per frame. Works around any base "
+                f"sampler (the paper uses DDIM, 50 steps). From {PAPER}. Cost: ≈ (1 + s0/steps) of a plain "
+                "run for one frame plus the video run from step s1 (≈ 6% extra at the defaults)."),
+            search_aliases=ALIASES + ["motion dynamics", "latent warp", "camera motion"],
+            inputs=[
+                io.Sampler.Input("sampler", tooltip="The base sampler (e.g. KSamplerSelect → ddim or euler)."),
+                *motion_inputs(),
+                mask_input(),
+            ],
+            outputs=[io.Sampler.Output(tooltip="A sampler that runs Text2Video-Zero around the base sampler.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, t0, t1):
+        for name, value, hi in (("t0", t0, 48), ("t1", t1, 49)):
+            ok = check_range(name, value, 0, hi)
+            if ok is not True:
+                return ok
+        return check_t0_t1(t0, t1)
+
+    @classmethod
+    def execute(cls, sampler, motion_x, motion_y, zoom, rotation, t0, t1, interpolation,
+                foreground_mask=None) -> io.NodeOutput:
+        import comfy.samplers
+        if not hasattr(sampler, "sampler_function"):
+            raise ValueError("Text2Video-Zero Sampler needs a k-diffusion sampler (e.g. from KSamplerSelect) as "
+                             f"its base; got {type(sampler).__name__}.")
+        warp.paper_steps(50, t0, t1)  # raises on t0 >= t1 when validation could not see linked values
+
+        def fn(model, x, sigmas, extra_args=None, callback=None, disable=None):
+            rows = motion_rows(x.shape[0], motion_x, motion_y, zoom, rotation)
+            return text2video_zero_sample(model, x, sigmas, extra_args, callback, disable, base=sampler,
+                                          motion=rows, t0=t0, t1=t1, mode=interpolation,
+                                          fg_masks=foreground_mask)
+        return io.NodeOutput(comfy.samplers.KSAMPLER(fn, inpaint_options=sampler.inpaint_options))
+
+
+class MotionLatentWarp(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        import comfy.samplers
+        return schema(
+            "MotionLatentWarp",
+            display_name="Motion Latent Warp (Text2Video-Zero)",
+            category=T2VZ_CATEGORY,
+            description=(
+                "The graph form of Text2Video-Zero's motion dynamics, for use between KSamplerAdvanced passes: "
+                "takes frame 0 at step s1 (first_frame) and at step s0 (latent), both with leftover noise, and "
+                "returns the video latent at step s1: frame 0 plus warped, re-noised copies. Continue with "
+                "KSamplerAdvanced from step s1 (add_noise disabled) on a Cross-Frame Attention model. The "
+                f"Text2Video-Zero Sampler does all of this in one node. From {PAPER}."),
+            search_aliases=ALIASES + ["motion dynamics", "latent warp", "camera motion"],
+            inputs=[
+                io.Model.Input("model", tooltip="The model used for sampling (gives the noise levels and latent scale)."),
+                io.Latent.Input("latent", tooltip="Frame 0 after step s0, with leftover noise (1 latent)."),
+                io.Latent.Input("first_frame", tooltip="Frame 0 after step s1, with leftover noise (1 latent); it "
+                                                       "becomes frame 0 of the video."),
+                io.Int.Input("frames", default=8, min=2, max=1024, tooltip="Number of video frames. Paper: 8."),
+                *motion_inputs(),
+                io.Int.Input("steps", default=50, min=1, max=10000,
+                             tooltip="Total steps of the schedule used by your KSamplerAdvanced nodes."),
+                io.Combo.Input("scheduler", options=list(comfy.samplers.SCHEDULER_NAMES), default="ddim_uniform",
+                               tooltip="The scheduler of your KSamplerAdvanced nodes."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="Seed of the re-noising noise."),
+                mask_input(),
+            ],
+            outputs=[io.Latent.Output(tooltip="The video latent at step s1 (frames × latents).")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, t0, t1):
+        for name, value, hi in (("t0", t0, 48), ("t1", t1, 49)):
+            ok = check_range(name, value, 0, hi)
+            if ok is not True:
+                return ok
+        return check_t0_t1(t0, t1)
+
+    @classmethod
+    def execute(cls, model, latent, first_frame, frames, motion_x, motion_y, zoom, rotation, t0, t1,
+                interpolation, steps, scheduler, seed, foreground_mask=None) -> io.NodeOutput:
+        import comfy.samplers
+        for name, lat in (("latent", latent), ("first_frame", first_frame)):
+            if lat["samples"].ndim != 4 or lat["samples"].shape[0] != 1:
+                raise ValueError(f"Motion Latent Warp: {name} must be a single frame latent [1, C, h, w], got "
+                                 f"{list(lat['samples'].shape)}")
+        if latent["samples"].shape != first_frame["samples"].shape:
+            raise ValueError("Motion Latent Warp: latent and first_frame have different sizes "
+                             f"({list(latent['samples'].shape)} vs {list(first_frame['samples'].shape)})")
+        s1, s0 = warp.paper_steps(steps, t0, t1)
+        sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, steps)
+        base = model.model
+        x1_t = base.process_latent_in(first_frame["samples"].float())
+        x1_tp = base.process_latent_in(latent["samples"].float())
+        _, _, h, w = x1_t.shape
+        g = torch.Generator().manual_seed(seed)
+        noise = torch.randn((frames - 1, *x1_t.shape[1:]), generator=g)
+        x_t = warp.motion_dynamics(x1_t, x1_tp, motion_rows(frames, motion_x, motion_y, zoom, rotation),
+                                   float(sigmas[s1]), float(sigmas[s0]), noise, interpolation,
+                                   latent_masks(foreground_mask, frames, h, w))
+        out = latent.copy()
+        out.pop("noise_mask", None)
+        out.pop("batch_index", None)
+        samples = base.process_latent_out(x_t).to(first_frame["samples"].dtype)
+        samples[:1] = first_frame["samples"]  # exact, not through the latent scale and back
+        out["samples"] = samples
+        return io.NodeOutput(out)
+
+
+NODES = [CrossFrameAttentionPatch, Text2VideoZeroSampler, MotionLatentWarp]

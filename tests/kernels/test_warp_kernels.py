@@ -1,0 +1,116 @@
+"""kernels/warp.py: the paper's warp semantics on hand-checked cases, re-noising, background smoothing."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from zerovideo.kernels import warp as W
+
+
+def dot(h=8, w=8, y=4, x=4, c=1):
+    t = torch.zeros(1, c, h, w)
+    t[0, :, y, x] = 1.0
+    return t
+
+
+def where(t):
+    return [tuple(int(v) for v in p) for p in (t[0, 0] == 1).nonzero()]
+
+
+def test_zero_motion_is_an_exact_identity():
+    x = torch.randn(3, 4, 8, 8)
+    assert torch.equal(W.warp_latents(x, torch.tensor([[0.0, 0.0, 1.0, 0.0]] * 3)), x)
+    assert torch.equal(W.warp_latents(x, torch.tensor([[0.0, 0.0, 1.0, 0.0]] * 3), "bilinear"), x)
+
+
+def test_positive_strength_moves_content_up_and_left_by_a_fraction_of_the_frame():
+    # 64 reference px = 1/8 of the frame = 1 latent px at 8x8, 2 latent px at 16x16
+    assert where(W.warp_latents(dot(), torch.tensor([[64.0, 0, 1, 0]]))) == [(4, 3)]
+    assert where(W.warp_latents(dot(), torch.tensor([[0, 64.0, 1, 0]]))) == [(3, 4)]
+    assert where(W.warp_latents(dot(16, 16, 8, 8), torch.tensor([[64.0, 64.0, 1, 0]]))) == [(6, 6)]
+    assert where(W.warp_latents(dot(), torch.tensor([[-64.0, 0, 1, 0]]))) == [(4, 5)]
+
+
+def test_nearest_rounding_follows_the_reference_grid_for_the_paper_default_strength():
+    # 512 px frame, 64x64 latent, strength 12: frame k samples j + 1.5k - 1/16, rounded to nearest.
+    motion = W.motion_schedule(4, 12.0, 0.0)
+    x = torch.arange(64.0).repeat(64, 1)[None, None]  # value = column index
+    out = W.warp_latents(x, motion)
+    assert [int(out[k, 0, 10, 10]) - 10 for k in range(4)] == [0, 1, 3, 4]
+
+
+def test_reflection_at_the_border():
+    x = torch.arange(8.0).repeat(8, 1)[None, None]
+    out = W.warp_latents(x, torch.tensor([[64.0, 0, 1, 0]]))[0, 0, 0]
+    assert out.tolist() == [1, 2, 3, 4, 5, 6, 7, 7]
+    out = W.warp_latents(x, torch.tensor([[-128.0, 0, 1, 0]]))[0, 0, 0]
+    assert out.tolist() == [1, 0, 0, 1, 2, 3, 4, 5]
+
+
+def reference_flow_warp(latent, dx, dy):
+    """The reference's construction, written out: a 512² coordinate field plus flow, normalised by 512,
+    resized to the latent bilinearly, then nearest grid_sample with reflection."""
+    ys, xs = torch.meshgrid(torch.arange(512.0), torch.arange(512.0), indexing="ij")
+    coords = torch.stack([xs + dx, ys + dy])[None] / 512 * 2 - 1
+    coords = F.interpolate(coords, size=latent.shape[-2:], mode="bilinear").permute(0, 2, 3, 1)
+    return F.grid_sample(latent, coords, mode="nearest", padding_mode="reflection", align_corners=False)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (64, 96), (40, 24)])
+def test_analytic_grid_equals_the_reference_flow_field(size):
+    latent = torch.randn(1, 4, *size, generator=torch.Generator().manual_seed(0))
+    for k in range(1, 8):
+        ours = W.warp_latents(latent, torch.tensor([[12.0 * k, 7.0 * k, 1.0, 0.0]]))
+        assert torch.equal(ours, reference_flow_warp(latent, 12.0 * k, 7.0 * k)), k
+
+
+def test_zoom_and_rotation_act_about_the_centre():
+    x = torch.zeros(1, 1, 9, 9)
+    x[0, 0, 4, 6] = 1  # right of the centre
+    zoomed = W.warp_latents(x, torch.tensor([[0, 0, 2.0, 0]]))
+    assert zoomed[0, 0, 4, 8] == 1 and zoomed[0, 0, 4, 6] == 0  # 2x zoom doubles the distance
+    turned = W.warp_latents(x, torch.tensor([[0, 0, 1.0, 90.0]]))
+    assert turned[0, 0, 2, 4] == 1  # +90°: right of centre goes to above centre (counter-clockwise)
+
+
+def test_renoise_adds_exactly_the_missing_variance():
+    x = torch.zeros(1, 4, 64, 64)
+    eps = torch.randn(1, 4, 64, 64, generator=torch.Generator().manual_seed(1))
+    out = W.renoise(x, 3.0, 5.0, eps)
+    torch.testing.assert_close(out, 4.0 * eps)
+    with pytest.raises(ValueError, match="goes up in noise"):
+        W.renoise(x, 5.0, 3.0, eps)
+
+
+def test_paper_steps_map_t0_t1_to_step_indices():
+    assert W.paper_steps(50, 44, 47) == (2, 5)
+    assert W.paper_steps(100, 44, 47) == (4, 10)
+    assert W.paper_steps(20, 44, 47) == (1, 2)
+    with pytest.raises(ValueError, match="t0 < t1"):
+        W.paper_steps(50, 47, 44)
+
+
+def test_background_smoothing_blends_only_the_background():
+    frames, c, h, w = 3, 4, 16, 16
+    motion = W.motion_schedule(frames, 0.0, 0.0)  # no motion: warp is the identity
+    x1_t = torch.randn(1, c, h, w)
+    warped = torch.randn(frames - 1, c, h, w)
+    fg = torch.zeros(frames, 1, h, w)
+    fg[:, :, 6:10, 6:10] = 1
+    out = W.background_smoothing(warped, x1_t, fg[1:], fg[:1], motion[1:], alpha=0.4)
+    # inside the dilated foreground (2 px wider each side): untouched
+    assert torch.equal(out[:, :, 4:12, 4:12], warped[:, :, 4:12, 4:12])
+    # far background: 0.4·x_k + 0.6·x_ref
+    torch.testing.assert_close(out[:, :, 0, 0], 0.4 * warped[:, :, 0, 0] + 0.6 * x1_t[:, :, 0, 0])
+
+
+def test_motion_dynamics_keeps_frame_zero_and_warps_the_rest():
+    x1_t = torch.randn(1, 4, 8, 8)
+    x1_tp = torch.randn(1, 4, 8, 8)
+    noise = torch.zeros(2, 4, 8, 8)
+    motion = W.motion_schedule(3, 64.0, 0.0)
+    out = W.motion_dynamics(x1_t, x1_tp, motion, sigma_t=2.0, sigma_t_prime=1.0, noise=noise)
+    assert torch.equal(out[0], x1_t[0])
+    assert torch.equal(out[1, :, :, :7], x1_tp[0, :, :, 1:])
+    assert torch.equal(out[2, :, :, :6], x1_tp[0, :, :, 2:])
