@@ -38,3 +38,15 @@ def check_percent_range(start_percent, end_percent):
     if start_percent is not None and end_percent is not None and start_percent > end_percent:
         return f"start_percent ({start_percent}) must not be greater than end_percent ({end_percent})"
     return True
+
+
+def check_choice(name: str, value, options):
+    """ComfyUI 0.3.x does not check V3 combo values against their options; we do."""
+    if value is not None and value not in options:
+        return f"{name} must be one of {', '.join(map(str, options))}; got {value!r}"
+    return True
+
+
+def first_error(*checks):
+    """The first check result that is not True, else True (validate_inputs returns one message)."""
+    return next((c for c in checks if c is not True), True)

@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from ..kernels.attention import ANCHOR_MODES, cross_frame_kv
 from ..kernels import warp
 from . import _patching
-from ._schema import CATEGORY, check_percent_range, check_range, schema
+from ._schema import CATEGORY, check_choice, check_percent_range, check_range, first_error, schema
 
 PAPER = "Text2Video-Zero (Khachatryan et al., ICCV 2023, arXiv 2303.13439)"
 T2VZ_CATEGORY = f"{CATEGORY}/Text2Video-Zero"
@@ -90,8 +90,9 @@ class CrossFrameAttentionPatch(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, start_percent, end_percent):
-        return check_percent_range(start_percent, end_percent)
+    def validate_inputs(cls, anchor, start_percent, end_percent):
+        return first_error(check_choice("anchor", anchor, ANCHOR_MODES),
+                           check_percent_range(start_percent, end_percent))
 
     @classmethod
     def execute(cls, model, anchor, start_percent, end_percent) -> io.NodeOutput:
@@ -159,10 +160,12 @@ def motion_rows(frames, motion_x, motion_y, zoom, rotation):
     return warp.motion_schedule(frames, motion_x, motion_y, zoom, rotation).float()
 
 
-def check_t0_t1(t0, t1):
+def check_motion_inputs(t0, t1, interpolation):
+    order = True
     if t0 is not None and t1 is not None and t0 >= t1:
-        return f"t0 ({t0}) must be smaller than t1 ({t1}): the warp is taken after the start level"
-    return True
+        order = f"t0 ({t0}) must be smaller than t1 ({t1}): the warp is taken after the start level"
+    return first_error(check_range("t0", t0, 0, 48), check_range("t1", t1, 1, 49), order,
+                       check_choice("interpolation", interpolation, warp.INTERPOLATIONS))
 
 
 def text2video_zero_sample(model, x, sigmas, extra_args=None, callback=None, disable=None, *, base, motion,
@@ -220,12 +223,8 @@ class Text2VideoZeroSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, t0, t1):
-        for name, value, hi in (("t0", t0, 48), ("t1", t1, 49)):
-            ok = check_range(name, value, 0, hi)
-            if ok is not True:
-                return ok
-        return check_t0_t1(t0, t1)
+    def validate_inputs(cls, t0, t1, interpolation):
+        return check_motion_inputs(t0, t1, interpolation)
 
     @classmethod
     def execute(cls, sampler, motion_x, motion_y, zoom, rotation, t0, t1, interpolation,
@@ -278,12 +277,10 @@ class MotionLatentWarp(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, t0, t1):
-        for name, value, hi in (("t0", t0, 48), ("t1", t1, 49)):
-            ok = check_range(name, value, 0, hi)
-            if ok is not True:
-                return ok
-        return check_t0_t1(t0, t1)
+    def validate_inputs(cls, t0, t1, interpolation, scheduler):
+        import comfy.samplers
+        return first_error(check_motion_inputs(t0, t1, interpolation),
+                           check_choice("scheduler", scheduler, comfy.samplers.SCHEDULER_NAMES))
 
     @classmethod
     def execute(cls, model, latent, first_frame, frames, motion_x, motion_y, zoom, rotation, t0, t1,

@@ -26,8 +26,9 @@ SVD_CKPT = "svd_xt.safetensors"
 class Graph:
     """A tiny graph builder: `g.add(id, class_type, title=None, **inputs)`; links are `(id, slot)`."""
 
-    def __init__(self, name: str, description: str):
+    def __init__(self, name: str, description: str, tiny_frames: int):
         self.name = name
+        self.tiny_frames = tiny_frames  # frames the tests expect when run on the tiny models
         self.description = description
         self.nodes: dict[int, dict] = {}
         self.notes: list[str] = []
@@ -143,7 +144,7 @@ def sd15_frames_baseline() -> Graph:
     g = Graph("sd15_frames_baseline",
               "# SD1.5 frames baseline\nEight frames sampled independently from one prompt with a stock "
               "KSampler: the flicker every ZeroVideo technique removes. Compare with the Text2Video-Zero "
-              "and ZS² workflows, which start from this graph.")
+              "and ZS² workflows, which start from this graph.", tiny_frames=8)
     g.add(1, "CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
     g.add(2, "CLIPTextEncode", title="Positive", clip=(1, 1),
           text="a horse galloping on a street, photorealistic, detailed")
@@ -162,7 +163,7 @@ def svd_img2vid_baseline() -> Graph:
     g = Graph("svd_img2vid_baseline",
               "# SVD image-to-video baseline\nStock Stable Video Diffusion (SVD-XT, 25 frames). Replace the "
               "Empty Image with a Load Image node for your own start frame. The ZeroSmooth and ExVideo "
-              "workflows build on this graph.")
+              "workflows build on this graph.", tiny_frames=25)
     g.add(1, "ImageOnlyCheckpointLoader", ckpt_name=SVD_CKPT)
     g.add(2, "EmptyImage", title="Start frame (replace with Load Image)", width=1024, height=576, batch_size=1,
           color=0x3366AA)
@@ -178,7 +179,71 @@ def svd_img2vid_baseline() -> Graph:
     return g
 
 
-GRAPHS = [sd15_frames_baseline, svd_img2vid_baseline]
+PROMPT = "a horse galloping on a street, photorealistic, detailed"
+NEGATIVE = "blurry, low quality, deformed"
+
+
+def _sd15_text(g: Graph, prompt: str = PROMPT) -> None:
+    """Nodes 1-3: checkpoint and the two prompts."""
+    g.add(1, "CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
+    g.add(2, "CLIPTextEncode", title="Positive", clip=(1, 1), text=prompt)
+    g.add(3, "CLIPTextEncode", title="Negative", clip=(1, 1), text=NEGATIVE)
+
+
+def _decode_and_save(g: Graph, first: int, latent: tuple, vae: tuple, name: str, fps: float) -> None:
+    g.add(first, "ZeroVideo.LatentVideoInfo", latent=latent)
+    g.add(first + 1, "VAEDecode", samples=(first, 0), vae=vae)
+    g.add(first + 2, "SaveAnimatedWEBP", images=(first + 1, 0), filename_prefix=f"ZeroVideo/{name}", fps=fps,
+          lossless=False, quality=85, method="default")
+
+
+def t2vz_text_to_video() -> Graph:
+    g = Graph("t2vz_text_to_video",
+              "# Text2Video-Zero: text to video (SD1.5)\nThe paper's setup: 8 frames at 512², DDIM 50 steps, CFG "
+              "7.5, cross-frame attention to frame 0, global motion (12, 12) from t0=44/t1=47. Any base sampler "
+              "works in Text2Video-Zero Sampler; any SD1.x/SDXL checkpoint works. Motion: positive x/y move the "
+              "picture left/up; try zoom 1.02 for a slow push-in.", tiny_frames=8)
+    _sd15_text(g)
+    g.add(4, "ZeroVideo.CrossFrameAttentionPatch", model=(1, 0), anchor="first")
+    g.add(5, "CFGGuider", model=(4, 0), positive=(2, 0), negative=(3, 0), cfg=7.5)
+    g.add(6, "KSamplerSelect", sampler_name="ddim")
+    g.add(7, "ZeroVideo.Text2VideoZeroSampler", sampler=(6, 0))
+    g.add(8, "BasicScheduler", model=(1, 0), scheduler="ddim_uniform", steps=50, denoise=1.0)
+    g.add(9, "RandomNoise", noise_seed=7)
+    g.add(10, "EmptyLatentImage", title="Frames (batch size = frame count)", width=512, height=512, batch_size=8)
+    g.add(11, "SamplerCustomAdvanced", noise=(9, 0), guider=(5, 0), sampler=(7, 0), sigmas=(8, 0),
+          latent_image=(10, 0))
+    _decode_and_save(g, 12, (11, 0), (1, 2), g.name, 4.0)
+    return g
+
+
+def t2vz_graph_form() -> Graph:
+    g = Graph("t2vz_graph_form",
+              "# Text2Video-Zero with stock KSamplerAdvanced nodes\nThe same procedure spelled out: frame 0 alone "
+              "for steps 0-2 and 2-5 (leftover noise kept), Motion Latent Warp makes 8 frames at step 2, and the "
+              "last pass denoises them together with cross-frame attention. Keep steps, scheduler and the "
+              "step boundaries of the three samplers and the warp node in agreement (50 steps: t1=47 → step 2, "
+              "t0=44 → step 5).", tiny_frames=8)
+    _sd15_text(g)
+    g.add(4, "ZeroVideo.CrossFrameAttentionPatch", model=(1, 0), anchor="first")
+    g.add(5, "EmptyLatentImage", title="Frame 0", width=512, height=512, batch_size=1)
+    common = dict(positive=(2, 0), negative=(3, 0), steps=50, cfg=7.5, sampler_name="ddim",
+                  scheduler="ddim_uniform")
+    g.add(6, "KSamplerAdvanced", title="Frame 0: steps 0-2", model=(1, 0), latent_image=(5, 0), add_noise="enable",
+          noise_seed=7, start_at_step=0, end_at_step=2, return_with_leftover_noise="enable", **common)
+    g.add(7, "KSamplerAdvanced", title="Frame 0: steps 2-5", model=(1, 0), latent_image=(6, 0),
+          add_noise="disable", noise_seed=7, start_at_step=2, end_at_step=5, return_with_leftover_noise="enable",
+          **common)
+    g.add(8, "ZeroVideo.MotionLatentWarp", model=(1, 0), latent=(7, 0), first_frame=(6, 0), frames=8, steps=50,
+          scheduler="ddim_uniform", seed=7)
+    g.add(9, "KSamplerAdvanced", title="All frames: steps 2-50", model=(4, 0), latent_image=(8, 0),
+          add_noise="disable", noise_seed=7, start_at_step=2, end_at_step=10000,
+          return_with_leftover_noise="disable", **common)
+    _decode_and_save(g, 10, (9, 0), (1, 2), g.name, 4.0)
+    return g
+
+
+GRAPHS = [sd15_frames_baseline, svd_img2vid_baseline, t2vz_text_to_video, t2vz_graph_form]
 
 
 def write_all(object_info: dict, folder: Path = WORKFLOWS) -> list[Path]:

@@ -73,3 +73,14 @@ def assert_close_scaled(a, b, tol: float = 1e-5):
     scale = max(1.0, float(b.abs().max()))
     err = float((a - b).abs().max())
     assert err <= tol * scale, f"max abs difference {err:.3g} > {tol:g} x {scale:.3g}"
+
+
+def tiny_prompt(object_info: dict, name: str, sets=()) -> dict:
+    """A shipped workflow's API twin on the tiny models (as `host.py run` would send it), plus --set overrides."""
+    from pathlib import Path
+
+    from scripts import run_workflow
+    from scripts.workflow import apply_sets, load
+    api = load(Path(__file__).resolve().parents[1] / "workflows" / "api" / f"{name}.json")
+    run_workflow.substitute_tiny(api, object_info)
+    return apply_sets(api, list(sets))

@@ -10,19 +10,14 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageSequence
 
-from scripts import run_workflow
+from scripts import make_workflows, run_workflow
 from scripts.comfy_server import ComfyError
-from scripts.workflow import apply_sets, load, ui_to_api
+from scripts.workflow import load, ui_to_api
+from zv_testing import tiny_prompt
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
-EXPECTED_FRAMES = {"sd15_frames_baseline": 8, "svd_img2vid_baseline": 25}
-
-
-def tiny_prompt(object_info, name: str, sets=()) -> dict:
-    api = load(REPO / "workflows" / "api" / f"{name}.json")
-    run_workflow.substitute_tiny(api, object_info)
-    return apply_sets(api, list(sets))
+EXPECTED_FRAMES = {make().name: make().tiny_frames for make in make_workflows.GRAPHS}
 
 
 def cli(*args) -> subprocess.CompletedProcess:
@@ -34,6 +29,19 @@ def webp_frames(data: bytes) -> list[Image.Image]:
     return [f.convert("RGB") for f in ImageSequence.Iterator(Image.open(io.BytesIO(data)))]
 
 
+def webp_frame_count(data: bytes, fps: float) -> int:
+    """Frames of an animated WEBP from its ANMF chunks' durations: the encoder merges identical
+    neighbouring frames into one longer frame, so the chunk count alone can be lower."""
+    assert data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    pos, total_ms = 12, 0
+    while pos + 8 <= len(data):
+        tag, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        if tag == b"ANMF":
+            total_ms += int.from_bytes(data[pos + 8 + 12:pos + 8 + 15], "little")
+        pos += 8 + size + (size & 1)
+    return round(total_ms * fps / 1000)
+
+
 def test_every_node_is_listed_with_tooltips(object_info, node_ids):
     for node_id in node_ids:
         info = object_info[node_id]
@@ -43,6 +51,14 @@ def test_every_node_is_listed_with_tooltips(object_info, node_ids):
                 assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
         assert all(info["output_tooltips"]), f"{node_id} has outputs without tooltips"
         assert info["category"].startswith("ZeroVideo")
+
+
+def test_shipped_workflows_are_exactly_the_generated_ones(object_info, tmp_path):
+    make_workflows.write_all(object_info, tmp_path)
+    for path in sorted(tmp_path.rglob("*.json")):
+        shipped = REPO / "workflows" / path.relative_to(tmp_path)
+        assert shipped.is_file() and load(shipped) == load(path), f"{shipped} is stale: run host.py workflows"
+    assert {p.stem for p in WORKFLOWS} == set(EXPECTED_FRAMES)
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
@@ -58,12 +74,15 @@ def test_shipped_workflow_runs_over_http(name, client, object_info, host_facts):
     assert info_text.startswith(f"{EXPECTED_FRAMES[name]} frames"), info_text
     assert "NON-FINITE" not in info_text
     images = next(o["images"] for o in outputs.values() if "images" in o)
-    frames = webp_frames(client.view(images[0]))
-    assert len(frames) == EXPECTED_FRAMES[name]
+    data = client.view(images[0])
+    fps = next(n["inputs"]["fps"] for n in tiny_prompt(object_info, name).values()
+               if n["class_type"] == "SaveAnimatedWEBP")
+    assert webp_frame_count(data, fps) == EXPECTED_FRAMES[name]
+    frames = webp_frames(data)
     assert frames[0].size == (64, 64)
     # random weights still give an image with some structure, not a constant (NaN decodes to black)
     assert max(hi - lo for lo, hi in frames[0].getextrema()) > 0
-    host_facts.append(f"workflow {name} executed over HTTP: {info_text}, {len(frames)} frames decoded")
+    host_facts.append(f"workflow {name} executed over HTTP: {info_text}, saved as an animated WEBP")
 
 
 def test_cli_runs_a_ui_workflow_against_the_server(server, tmp_path):

@@ -149,6 +149,7 @@ def test_model_without_self_attention_is_a_clear_error(node, comfy):
 
 
 def test_validation_rejects_an_inverted_or_out_of_range_sigma_range(node):
-    assert "must not be greater" in node.validate_inputs(start_percent=0.8, end_percent=0.2)
-    assert "between 0.0 and 1.0" in node.validate_inputs(start_percent=-0.1, end_percent=0.2)
-    assert node.validate_inputs(start_percent=None, end_percent=0.5) is True
+    assert "must not be greater" in node.validate_inputs(anchor="first", start_percent=0.8, end_percent=0.2)
+    assert "between 0.0 and 1.0" in node.validate_inputs(anchor="first", start_percent=-0.1, end_percent=0.2)
+    assert "anchor must be one of first" in node.validate_inputs(anchor="last", start_percent=0, end_percent=1)
+    assert node.validate_inputs(anchor="previous", start_percent=None, end_percent=0.5) is True

@@ -68,9 +68,11 @@ def test_one_frame_is_a_clear_error(t2vz, sd15):
 
 
 def test_t0_not_below_t1_is_refused_before_running(t2vz):
-    assert "must be smaller than t1" in t2vz.Text2VideoZeroSampler.validate_inputs(t0=47, t1=44)
-    assert "between 0 and 48" in t2vz.Text2VideoZeroSampler.validate_inputs(t0=60, t1=61)
-    assert t2vz.Text2VideoZeroSampler.validate_inputs(t0=44, t1=47) is True
+    check = t2vz.Text2VideoZeroSampler.validate_inputs
+    assert "must be smaller than t1" in check(t0=47, t1=44, interpolation="nearest")
+    assert "between 0 and 48" in check(t0=60, t1=61, interpolation="nearest")
+    assert "interpolation must be one of nearest, bilinear" in check(t0=4, t1=6, interpolation="cubic")
+    assert check(t0=44, t1=47, interpolation="bilinear") is True
 
 
 @pytest.mark.parametrize("shape,match", [((3, 64, 64), "has 3 frames"), ((1, 32, 32), "is 32x32 px"),
