@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import patch_overhead
+from bench import patch_overhead, t2vz
 
 BENCHMARKS = {
     "patch_overhead": patch_overhead.run,
+    "t2vz": t2vz.run,
 }
 
 
@@ -22,7 +23,7 @@ def main(argv=None) -> int:
     p.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--full", action="store_true", help="full-size architectures (GPU)")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=9)
     args = p.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:

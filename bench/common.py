@@ -66,21 +66,10 @@ def _sync(device: str):
         torch.cuda.synchronize()
 
 
-def measure(label: str, fn: Callable[[], object], device: str = "cpu", warmup: int = 1,
-            repeats: int = 5) -> Measurement:
+def _peak(fn, device: str) -> int:
     import gc
 
     import torch
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        gc.collect()
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
     gc.collect()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -88,21 +77,33 @@ def measure(label: str, fn: Callable[[], object], device: str = "cpu", warmup: i
         base = torch.cuda.memory_allocated()
         fn()
         _sync(device)
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        with _RssSampler() as s:
-            fn()
-        peak = s.growth
-    return Measurement(label, statistics.median(times), times, peak)
+        return torch.cuda.max_memory_allocated() - base
+    with _RssSampler() as s:
+        fn()
+    return s.growth
 
 
 def compare(name: str, baseline: tuple[str, Callable], variants: list[tuple[str, Callable]],
-            device: str = "cpu", warmup: int = 1, repeats: int = 5, notes: dict | None = None,
+            device: str = "cpu", warmup: int = 1, repeats: int = 9, notes: dict | None = None,
             write: bool = True) -> list[Measurement]:
-    """Time the baseline and each variant; print and save ratios against the baseline."""
-    results = [measure(baseline[0], baseline[1], device, warmup, repeats)]
-    for label, fn in variants:
-        results.append(measure(label, fn, device, warmup, repeats))
+    """Time the baseline and each variant; print and save ratios against the baseline.
+
+    Repeats are interleaved (A B C A B C …) so that drift in machine speed hits every variant alike.
+    """
+    entries = [baseline, *variants]
+    for _, fn in entries:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in entries]
+    for _ in range(repeats):
+        for i, (_, fn) in enumerate(entries):
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[i].append(time.perf_counter() - t0)
+    results = [Measurement(label, statistics.median(t), t, _peak(fn, device))
+               for (label, fn), t in zip(entries, times)]
     base = results[0]
     for m in results[1:]:
         m.time_ratio = m.median_s / base.median_s

@@ -13,7 +13,7 @@ def identity_attn1(n, context, value, extra_options):
     return n, context, value
 
 
-def run(device: str = "cpu", full: bool = False, repeats: int = 5):
+def run(device: str = "cpu", full: bool = False, repeats: int = 9):
     mp = models.sd15(full, device)
     frames, h, w = models.SD15_SHAPES["full" if full else "tiny"]
     pos, neg = models.sd15_conds(mp)

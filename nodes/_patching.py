@@ -119,3 +119,40 @@ def add_run_state(model) -> None:
 def run_state(extra_options: dict) -> dict | None:
     state = extra_options.get(STATE_KEY)
     return None if state is None else state.data
+
+
+class FrameKVPatch:
+    """Base of the attn1 patches that replace self-attention keys/values by a function of the frames.
+
+    Queries stay per frame. The transform is applied to the `context`/`value` the patch receives (the
+    normed hidden states, or what an earlier patch in the list made of them), so patches stack.
+    Subclasses implement `kv(x, chunks, extra_options) -> x'` on `(chunks·F, N, C)` tensors.
+    """
+
+    def __init__(self, sigmas: SigmaRange, video: bool):
+        self.sigmas = sigmas
+        self.video = video
+
+    def kv(self, x, chunks: int, extra_options: dict):
+        raise NotImplementedError
+
+    def __call__(self, n, context, value, extra_options):
+        layout = spatial_layout(n, extra_options, self.video)
+        if layout is None or extra_options not in self.sigmas:
+            return n, context, value
+        chunks = layout[0]
+        new_context = self.kv(context, chunks, extra_options)
+        new_value = new_context if value is context else self.kv(value, chunks, extra_options)
+        return n, new_context, new_value
+
+
+def patch_model_attn1(model, patch_cls, node: str, start_percent: float, end_percent: float, **kw):
+    """Clone `model` and add a FrameKVPatch subclass as an attn1 patch (with the hooks it needs)."""
+    require_unet_self_attention(model, node)
+    m = model.clone()
+    video = is_video_unet(m)
+    if video:
+        add_call_counter(m)
+    add_run_state(m)
+    m.set_model_attn1_patch(patch_cls(sigmas=SigmaRange(m, start_percent, end_percent), video=video, **kw))
+    return m

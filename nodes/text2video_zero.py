@@ -14,43 +14,36 @@ T2VZ_CATEGORY = f"{CATEGORY}/Text2Video-Zero"
 ALIASES = ["Text2Video-Zero", "T2V-Zero", "text2video zero", "cross-frame attention", "sparse causal attention"]
 
 
-class CrossFrameAttn1:
+class CrossFrameAttn1(_patching.FrameKVPatch):
     """attn1 patch: every frame's self-attention reads keys/values from its anchor frames (same chunk).
 
     Under core context windows the model sees only a window of the video; the global frame 0 stays the
-    "first" anchor: its hidden states are kept per step from the window that holds it and reused by the
+    "first" anchor: its states are kept per step from the window that holds it and reused by the
     windows that do not.
     """
 
     def __init__(self, mode: str, sigmas: _patching.SigmaRange, video: bool):
+        super().__init__(sigmas, video)
         self.mode = mode
-        self.sigmas = sigmas
-        self.video = video
 
-    def __call__(self, n, context, value, extra_options):
-        layout = _patching.spatial_layout(n, extra_options, self.video)
-        if layout is None or extra_options not in self.sigmas:
-            return n, context, value
-        chunks, frames = layout
-        first = self._global_first(n, chunks, extra_options)
-        kv = cross_frame_kv(n, chunks, self.mode, first=first)
-        return n, kv, kv
+    def kv(self, x, chunks, extra_options):
+        return cross_frame_kv(x, chunks, self.mode, first=self._global_first(x, chunks, extra_options))
 
-    def _global_first(self, n, chunks, extra_options):
+    def _global_first(self, x, chunks, extra_options):
         window = extra_options.get("context_window")
         state = _patching.run_state(extra_options)
         if window is None or state is None or "first" not in self.mode:
             return None
         sigma = float(extra_options["sigmas"].reshape(-1)[0])
         kinds = extra_options.get("cond_or_uncond") or [0] * chunks
-        where = (tuple(extra_options.get("block") or ()), extra_options.get("block_index", 0))
+        where = (tuple(extra_options.get("block") or ()), extra_options.get("block_index", 0), x.shape[1:])
         cache = state.setdefault(("t2vz_first", id(self)), {})
-        frames = n.shape[0] // chunks
+        frames = x.shape[0] // chunks
         if 0 in window.index_list:
             pos = window.index_list.index(0)
             for c, kind in enumerate(kinds):
-                cache[(where, kind)] = (sigma, n[c * frames + pos].detach())
-            return None if pos == 0 else n.view(chunks, frames, *n.shape[1:])[:, pos]
+                cache[(where, kind)] = (sigma, x[c * frames + pos].detach())
+            return None if pos == 0 else x.view(chunks, frames, *x.shape[1:])[:, pos]
         firsts = [cache.get((where, kind)) for kind in kinds]
         if any(f is None or f[0] != sigma for f in firsts):
             return None  # frame 0 not seen yet at this step: fall back to the window's own first frame
@@ -96,14 +89,8 @@ class CrossFrameAttentionPatch(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, anchor, start_percent, end_percent) -> io.NodeOutput:
-        _patching.require_unet_self_attention(model, "Cross-Frame Attention")
-        m = model.clone()
-        video = _patching.is_video_unet(m)
-        if video:
-            _patching.add_call_counter(m)
-        _patching.add_run_state(m)
-        m.set_model_attn1_patch(CrossFrameAttn1(anchor, _patching.SigmaRange(m, start_percent, end_percent), video))
-        return io.NodeOutput(m)
+        return io.NodeOutput(_patching.patch_model_attn1(model, CrossFrameAttn1, "Cross-Frame Attention",
+                                                         start_percent, end_percent, mode=anchor))
 
 
 def motion_inputs() -> list:

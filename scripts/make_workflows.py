@@ -243,7 +243,88 @@ def t2vz_graph_form() -> Graph:
     return g
 
 
-GRAPHS = [sd15_frames_baseline, svd_img2vid_baseline, t2vz_text_to_video, t2vz_graph_form]
+def zs2_text_to_video() -> Graph:
+    g = Graph("zs2_text_to_video",
+              "# ZS²: zero-shot text to video (SD1.5)\nDependency noise (λ = 0.01: neighbouring frames start from "
+              "strongly related noise) and temporal momentum attention (μ = 0.98: every frame attends to a running "
+              "average of the frames before it). 8 frames, DDIM 50 steps, CFG 7.5 as in the paper. Raise λ for "
+              "more motion, lower μ for more per-frame freedom.", tiny_frames=8)
+    _sd15_text(g)
+    g.add(4, "ZeroVideo.TemporalMomentumAttention", model=(1, 0), mu=0.98)
+    g.add(5, "CFGGuider", model=(4, 0), positive=(2, 0), negative=(3, 0), cfg=7.5)
+    g.add(6, "KSamplerSelect", sampler_name="ddim")
+    g.add(7, "BasicScheduler", model=(1, 0), scheduler="ddim_uniform", steps=50, denoise=1.0)
+    g.add(8, "EmptyLatentImage", title="Frames (batch size = frame count)", width=512, height=512, batch_size=8)
+    g.add(9, "ZeroVideo.DependencyNoise", seed=7, noise_lambda=0.01, latent=(8, 0))
+    g.add(10, "SamplerCustomAdvanced", noise=(9, 0), guider=(5, 0), sampler=(6, 0), sigmas=(7, 0),
+          latent_image=(8, 0))
+    _decode_and_save(g, 11, (10, 0), (1, 2), g.name, 4.0)
+    return g
+
+
+def zs2_t2vz_motion() -> Graph:
+    g = Graph("zs2_t2vz_motion",
+              "# ZS² + Text2Video-Zero: momentum attention with a camera move\nText2Video-Zero's motion dynamics "
+              "(frame 0 warped by (12, 12) per frame at t0/t1) combined with ZS²'s temporal momentum attention "
+              "instead of plain cross-frame attention, and dependency noise. 8 frames, DDIM 50 steps.",
+              tiny_frames=8)
+    _sd15_text(g)
+    g.add(4, "ZeroVideo.TemporalMomentumAttention", model=(1, 0), mu=0.98)
+    g.add(5, "CFGGuider", model=(4, 0), positive=(2, 0), negative=(3, 0), cfg=7.5)
+    g.add(6, "KSamplerSelect", sampler_name="ddim")
+    g.add(7, "ZeroVideo.Text2VideoZeroSampler", sampler=(6, 0))
+    g.add(8, "BasicScheduler", model=(1, 0), scheduler="ddim_uniform", steps=50, denoise=1.0)
+    g.add(9, "EmptyLatentImage", title="Frames (batch size = frame count)", width=512, height=512, batch_size=8)
+    g.add(10, "ZeroVideo.DependencyNoise", seed=7, noise_lambda=0.01)
+    g.add(11, "SamplerCustomAdvanced", noise=(10, 0), guider=(5, 0), sampler=(7, 0), sigmas=(8, 0),
+          latent_image=(9, 0))
+    _decode_and_save(g, 12, (11, 0), (1, 2), g.name, 4.0)
+    return g
+
+
+SWEEP_LAMBDAS = (0.0, 0.01, 0.1)
+SWEEP_MUS = (0.9, 0.98)
+
+
+def zs2_sweep() -> Graph:
+    g = Graph("zs2_lambda_mu_sweep",
+              "# ZS² knobs side by side\nOne prompt and seed, six short clips: columns λ = 0, 0.01, 0.1 (dependency "
+              "noise: how different neighbouring frames' noise is), rows μ = 0.9, 0.98 (temporal momentum: how much "
+              "each frame keeps from the ones before). Stitched frame by frame into one video. 4 frames, 20 DDIM "
+              "steps, 384² per clip to keep it quick.", tiny_frames=4)
+    _sd15_text(g)
+    g.add(4, "EmptyLatentImage", title="Frames (batch size = frame count)", width=384, height=384, batch_size=4)
+    g.add(5, "KSamplerSelect", sampler_name="ddim")
+    g.add(6, "BasicScheduler", model=(1, 0), scheduler="ddim_uniform", steps=20, denoise=1.0)
+    nid = 10
+    rows = []
+    for mu in SWEEP_MUS:
+        model = g.add(nid, "ZeroVideo.TemporalMomentumAttention", title=f"mu = {mu}", model=(1, 0), mu=mu)
+        guider = g.add(nid + 1, "CFGGuider", model=(model, 0), positive=(2, 0), negative=(3, 0), cfg=7.5)
+        nid += 2
+        row = None
+        for lam in SWEEP_LAMBDAS:
+            noise = g.add(nid, "ZeroVideo.DependencyNoise", title=f"lambda = {lam}", seed=7, noise_lambda=lam)
+            samp = g.add(nid + 1, "SamplerCustomAdvanced", noise=(noise, 0), guider=(guider, 0), sampler=(5, 0),
+                         sigmas=(6, 0), latent_image=(4, 0))
+            dec = g.add(nid + 2, "VAEDecode", samples=(samp, 0), vae=(1, 2))
+            nid += 3
+            if row is None:
+                row = dec
+            else:
+                row = g.add(nid, "ImageStitch", image1=(row, 0), image2=(dec, 0), direction="right",
+                            match_image_size=True, spacing_width=8, spacing_color="white")
+                nid += 1
+        rows.append(row)
+    grid = g.add(nid, "ImageStitch", title="Grid: columns λ, rows μ", image1=(rows[0], 0), image2=(rows[1], 0),
+                 direction="down", match_image_size=True, spacing_width=8, spacing_color="white")
+    g.add(nid + 1, "SaveAnimatedWEBP", images=(grid, 0), filename_prefix="ZeroVideo/zs2_lambda_mu_sweep", fps=4.0,
+          lossless=False, quality=85, method="default")
+    return g
+
+
+GRAPHS = [sd15_frames_baseline, svd_img2vid_baseline, t2vz_text_to_video, t2vz_graph_form, zs2_text_to_video,
+          zs2_t2vz_motion, zs2_sweep]
 
 
 def write_all(object_info: dict, folder: Path = WORKFLOWS) -> list[Path]:

@@ -1,0 +1,149 @@
+"""ZS² nodes on real ComfyUI objects: momentum attention identities, dependency noise through the samplers."""
+import pytest
+import torch
+from zv_testing import gen, sample, sd15_conds
+
+
+@pytest.fixture(scope="module")
+def sd15(comfy):
+    from scripts import tiny_models
+    return tiny_models.tiny_sd15(seed=5)
+
+
+@pytest.fixture(scope="module")
+def zs2(pack):
+    from zerovideo.nodes import zs2
+    return zs2
+
+
+@pytest.fixture(scope="module")
+def t2vz(pack):
+    from zerovideo.nodes import text2video_zero
+    return text2video_zero
+
+
+def tma(zs2, model, mu, anchor_mix=0.0):
+    return zs2.TemporalMomentumAttention.execute(model=model, mu=mu, anchor_mix=anchor_mix, start_percent=0.0,
+                                                 end_percent=1.0).args[0]
+
+
+def cfa(t2vz, model, anchor="first"):
+    return t2vz.CrossFrameAttentionPatch.execute(model=model, anchor=anchor, start_percent=0.0,
+                                                 end_percent=1.0).args[0]
+
+
+def test_mu_one_equals_cross_frame_attention_to_frame_zero(zs2, t2vz, sd15):
+    pos, neg = sd15_conds(sd15)
+    noise = torch.randn(4, 4, 8, 8, generator=gen(1))
+    a = sample(tma(zs2, sd15, 1.0), noise, pos, neg, steps=2)
+    b = sample(cfa(t2vz, sd15), noise, pos, neg, steps=2)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_mu_zero_equals_plain_self_attention(zs2, sd15):
+    pos, neg = sd15_conds(sd15)
+    noise = torch.randn(4, 4, 8, 8, generator=gen(2))
+    a = sample(tma(zs2, sd15, 0.0), noise, pos, neg, steps=2)
+    torch.testing.assert_close(a, sample(sd15, noise, pos, neg, steps=2), rtol=0, atol=1e-6)
+
+
+def test_default_mu_changes_the_frames_but_keeps_frame_zero(zs2, sd15):
+    pos, neg = sd15_conds(sd15)
+    noise = torch.randn(4, 4, 8, 8, generator=gen(3))
+    a = sample(tma(zs2, sd15, 0.98), noise, pos, neg, steps=2)
+    plain = sample(sd15, noise, pos, neg, steps=2)
+    torch.testing.assert_close(a[:1], sample(sd15, noise[:1], pos, neg, steps=2), rtol=1e-5, atol=1e-3)
+    assert (a[1:] - plain[1:]).abs().max() > 1e-2
+
+
+def test_momentum_stacks_after_cross_frame_attention_and_with_attn2_patches(zs2, t2vz, sd15):
+    pos, neg = sd15_conds(sd15)
+    noise = torch.randn(3, 4, 8, 8, generator=gen(4))
+    calls = []
+
+    def ipadapter_like(n, context, value, extra):
+        calls.append(n.shape[0])
+        return n, context, value
+    stacked = tma(zs2, cfa(t2vz, sd15), 0.5)
+    stacked.set_model_attn2_patch(ipadapter_like)
+    # the EMA of identical frame-0 keys is frame 0 again: the stack equals cross-frame attention alone
+    torch.testing.assert_close(sample(stacked, noise, pos, neg, steps=2),
+                               sample(cfa(t2vz, sd15), noise, pos, neg, steps=2), rtol=0, atol=1e-6)
+    assert calls and all(c == 6 for c in calls)
+
+
+def test_model_without_attention_blocks_is_refused(zs2, comfy):
+    from scripts import tiny_models
+    bare = tiny_models.tiny_sd15(transformer_depth=[0, 0], transformer_depth_output=[0, 0, 0, 0],
+                                 transformer_depth_middle=-1)
+    with pytest.raises(ValueError, match="no U-Net self-attention blocks"):
+        tma(zs2, bare, 0.98)
+
+
+def noise_node(zs2, seed=3, lam=0.1, mode="closed_form", videos=1, latent=None):
+    return zs2.DependencyNoise.execute(seed=seed, noise_lambda=lam, mode=mode, videos=videos, latent=latent)
+
+
+def test_noise_node_is_deterministic_and_batch_index_changes_the_video(zs2):
+    source = noise_node(zs2).args[0]
+    latent = {"samples": torch.zeros(4, 4, 16, 16)}
+    a, b = source.generate_noise(latent), source.generate_noise(latent)
+    assert torch.equal(a, b)
+    moved = source.generate_noise(dict(latent, batch_index=[4, 5, 6, 7]))
+    assert not torch.equal(a, moved)
+    assert torch.equal(noise_node(zs2, seed=3, lam=0.0).args[0].generate_noise(latent)[3], a[0])
+
+
+def test_noise_node_reports_the_measured_neighbour_correlation(zs2):
+    out = noise_node(zs2, lam=0.1, latent={"samples": torch.zeros(16, 4, 64, 64)})
+    want = (1 - 0.1 / 1.6487212707) ** 1.0  # sqrt(alpha) = 1 − λ/√e
+    assert abs(out.args[1] - want) < 0.01 * want
+    assert "neighbour correlation" in out.ui["text"][0]
+    assert abs(noise_node(zs2, lam=0.1).args[1] - want) < 1e-9
+
+
+def test_one_frame_and_non_video_latents_are_clear_errors(zs2):
+    source = noise_node(zs2).args[0]
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        source.generate_noise({"samples": torch.zeros(1, 4, 8, 8)})
+    with pytest.raises(ValueError, match="image-model latent"):
+        source.generate_noise({"samples": torch.zeros(1, 4, 2, 8, 8)})
+    with pytest.raises(ValueError, match="do not split into 3 videos"):
+        noise_node(zs2, videos=3).args[0].generate_noise({"samples": torch.zeros(4, 4, 8, 8)})
+
+
+def test_model_patch_gives_a_stock_ksampler_the_same_noise_as_the_noise_node(zs2, sd15):
+    import comfy.sample
+    import comfy.samplers
+    pos, neg = sd15_conds(sd15)
+    latent = torch.zeros(4, 4, 8, 8)
+    patched = zs2.DependencyNoiseModel.execute(model=sd15, noise_lambda=0.1, mode="closed_form", videos=1,
+                                               per_step_noise=False).args[0]
+    ksampler = sample(patched, comfy.sample.prepare_noise(latent, 9), pos, neg, steps=3, seed=9)
+    source = noise_node(zs2, seed=9, lam=0.1).args[0]
+    sigmas = comfy.samplers.calculate_sigmas(sd15.get_model_object("model_sampling"), "normal", 3)
+    custom = comfy.sample.sample_custom(sd15, source.generate_noise({"samples": latent}), 5.0,
+                                        comfy.samplers.sampler_object("euler"), sigmas, pos, neg, latent,
+                                        seed=9, disable_pbar=True)
+    assert torch.equal(ksampler, custom)
+    assert not torch.equal(ksampler, sample(sd15, comfy.sample.prepare_noise(latent, 9), pos, neg, steps=3, seed=9))
+
+
+def test_per_step_noise_option_changes_ancestral_sampling_deterministically(zs2, sd15):
+    import comfy.sample
+    pos, neg = sd15_conds(sd15)
+    noise = comfy.sample.prepare_noise(torch.zeros(3, 4, 8, 8), 2)
+
+    def run(per_step):
+        m = zs2.DependencyNoiseModel.execute(model=sd15, noise_lambda=0.05, mode="closed_form", videos=1,
+                                             per_step_noise=per_step).args[0]
+        return sample(m, noise, pos, neg, steps=3, sampler="euler_ancestral", seed=2)
+    on, off = run(True), run(False)
+    assert torch.equal(on, run(True)) and not torch.equal(on, off)
+
+
+def test_input_model_options_are_untouched(zs2, sd15):
+    before = repr(sd15.model_options)
+    tma(zs2, sd15, 0.5)
+    zs2.DependencyNoiseModel.execute(model=sd15, noise_lambda=0.1, mode="closed_form", videos=1, per_step_noise=True)
+    assert repr(sd15.model_options) == before
