@@ -134,3 +134,15 @@ def save(name: str, results: list[Measurement], device: str, notes: dict) -> Pat
         "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S"), "notes": notes,
         "results": [asdict(m) for m in results]}, indent=2) + "\n")
     return path
+
+
+def save_table(name: str, device: str, rows: dict, notes: dict | None = None) -> Path:
+    """Save measurements that are not a baseline/variant comparison (e.g. scaling tables)."""
+    import torch
+    RESULTS.mkdir(exist_ok=True)
+    dev = torch.cuda.get_device_name().replace(" ", "_") if device.startswith("cuda") else device
+    path = RESULTS / f"{name}-{dev}.json"
+    path.write_text(json.dumps({"benchmark": name, "device": dev, "torch": torch.__version__,
+                                "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                "notes": notes or {}, "rows": rows}, indent=2) + "\n")
+    return path

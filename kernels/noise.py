@@ -81,12 +81,13 @@ def search_alpha(prev: torch.Tensor, lam: float, generator: torch.Generator, dra
 
 
 def dependency_noise(shape, lam: float, generator: torch.Generator, mode: str = "closed_form", videos: int = 1,
-                     innovations: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                     innovations: torch.Tensor | None = None, progress=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Correlated noise `(videos·F, C, H, W)`; returns (noise, α per frame `(F,)`).
 
     closed_form: α = α*(λ) for every step, innovations from `innovations` if given (e.g. ComfyUI's own
     seeded noise, so batch_index is respected) else drawn from `generator`.
-    search: the paper's per-frame random + line search (innovations are the chosen draws).
+    search: the paper's per-frame random + line search (innovations are the chosen draws);
+    `progress(done, total)` is called after each searched frame (a place to update a bar or stop).
     """
     if lam < 0:
         raise ValueError(f"lambda must be ≥ 0, got {lam}")
@@ -110,6 +111,8 @@ def dependency_noise(shape, lam: float, generator: torch.Generator, mode: str = 
             a, n = search_alpha(out[v * frames + i - 1], lam, generator)
             alphas[v, i] = a
             out[v * frames + i] = math.sqrt(a) * out[v * frames + i - 1] + math.sqrt(1 - a) * n
+            if progress is not None:
+                progress(v * (frames - 1) + i, videos * (frames - 1))
     return out, alphas.mean(0)
 
 

@@ -54,7 +54,12 @@ def correlated(iid: torch.Tensor, lam: float, mode: str, videos: int, seed: int)
     """ComfyUI's seeded i.i.d. noise (batch_index respected) → dependency noise, and its α."""
     frames_per_video(iid, videos)
     g = torch.Generator().manual_seed(seed)
-    out, alpha = dnm.dependency_noise(iid.shape, lam, g, mode, videos, innovations=iid.float())
+    progress = None
+    if mode == "search":  # a loop over frames: show it and let the user stop it
+        import comfy.utils
+        bar = comfy.utils.ProgressBar(iid.shape[0] - videos)
+        progress = lambda done, total: bar.update_absolute(done, total)  # noqa: E731  (also checks interrupts)
+    out, alpha = dnm.dependency_noise(iid.shape, lam, g, mode, videos, innovations=iid.float(), progress=progress)
     return out.to(iid.dtype), float(alpha[1:].mean())
 
 
