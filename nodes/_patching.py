@@ -84,14 +84,12 @@ class SigmaRange:
         self.sigma_end = float(sampling.percent_to_sigma(end_percent))
         self.always = start_percent == 0.0 and end_percent == 1.0
 
+    def active(self, sigma: float | None) -> bool:
+        return self.always or sigma is None or self.sigma_end <= sigma <= self.sigma_start
+
     def __contains__(self, extra_options: dict) -> bool:
-        if self.always:
-            return True
         sigmas = extra_options.get("sigmas")
-        if sigmas is None:
-            return True
-        s = float(sigmas.reshape(-1)[0])
-        return self.sigma_end <= s <= self.sigma_start
+        return self.active(None if sigmas is None else float(sigmas.reshape(-1)[0]))
 
 
 class RunState:

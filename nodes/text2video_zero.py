@@ -1,6 +1,8 @@
 """Text2Video-Zero (Khachatryan et al., ICCV 2023): cross-frame attention and motion dynamics in latents."""
 from __future__ import annotations
 
+import functools
+
 import torch
 from comfy_api.latest import io
 
@@ -50,6 +52,79 @@ class CrossFrameAttn1(_patching.FrameKVPatch):
         return torch.stack([f[1] for f in firsts])
 
 
+class _ControlNetState:
+    """What the ControlNet's wrapped attn1 modules need from the current call (set in get_control)."""
+
+    def __init__(self, mode: str, sigmas: _patching.SigmaRange):
+        self.mode = mode
+        self.sigmas = sigmas
+        self.chunks = None
+        self.sigma = None
+
+
+def _cross_frame_attn1_forward(attn, state: _ControlNetState, x, context=None, value=None, *args, **kwargs):
+    """CrossAttention.forward of a ControlNet self-attention, with keys/values from the anchor frames."""
+    chunks = state.chunks
+    if context is None and value is None and chunks and x.shape[0] % chunks == 0 and state.sigmas.active(state.sigma):
+        context = value = cross_frame_kv(x, chunks, state.mode)
+    return type(attn).forward(attn, x, context, value, *args, **kwargs)
+
+
+def cross_frame_controlnet(control_net, mode: str, sigmas: _patching.SigmaRange):
+    """A copy of a standard ControlNet whose self-attention is cross-frame attention (paper §4: ControlNet video).
+
+    Core runs the ControlNet's U-Net copy without transformer_options, so model attention patches never reach
+    it. The copy gets its own ModelPatcher with object patches on each attn1.forward (applied only while it
+    is loaded, never on the shared module), and a ControlNet subclass that records the chunk count and σ of
+    each call for them.
+    """
+    import comfy.controlnet
+    import comfy.ldm.modules.attention as att
+    if not isinstance(control_net, comfy.controlnet.ControlNet) or getattr(control_net, "control_model", None) is None:
+        raise ValueError(f"Cross-Frame Attention: control_net must be a standard ControlNet; got "
+                         f"{type(control_net).__name__} (ControlLoRA and T2I adapters are not supported).")
+    state = _ControlNetState(mode, sigmas)
+    out = _controlnet_class().copy_of(control_net, state)
+    wrapped = control_net.control_model_wrapped.clone()
+    blocks = [(name, m) for name, m in out.control_model.named_modules()
+              if isinstance(m, att.BasicTransformerBlock) and not m.disable_self_attn]
+    if not blocks:
+        raise ValueError("Cross-Frame Attention: this ControlNet has no self-attention blocks to patch.")
+    for name, block in blocks:
+        wrapped.add_object_patch(f"{name}.attn1.forward",
+                                 functools.partial(_cross_frame_attn1_forward, block.attn1, state))
+    out.control_model_wrapped = wrapped
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _controlnet_class():
+    import comfy.controlnet
+
+    class CrossFrameControlNet(comfy.controlnet.ControlNet):
+        zv_state: _ControlNetState = None
+
+        @classmethod
+        def copy_of(cls, src, state):
+            c = cls(None, global_average_pooling=src.global_average_pooling, load_device=src.load_device,
+                    manual_cast_dtype=src.manual_cast_dtype)
+            c.control_model = src.control_model
+            c.control_model_wrapped = src.control_model_wrapped
+            c.zv_state = state
+            src.copy_to(c)
+            return c
+
+        def copy(self):
+            return self.copy_of(self, self.zv_state)
+
+        def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
+            self.zv_state.chunks = batched_number
+            self.zv_state.sigma = float(t.reshape(-1)[0])
+            return super().get_control(x_noisy, t, cond, batched_number, transformer_options)
+
+    return CrossFrameControlNet
+
+
 class CrossFrameAttentionPatch(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -77,9 +152,15 @@ class CrossFrameAttentionPatch(io.ComfyNode):
                 io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.001,
                                tooltip="End of the sampling range where the patch is active (1 = last step). "
                                        "The paper uses the whole range."),
+                io.ControlNet.Input("control_net", optional=True,
+                                    tooltip="Optional ControlNet to give cross-frame attention too, as in the paper's "
+                                            "ControlNet video mode. Use the control_net output in Apply ControlNet."),
             ],
             outputs=[io.Model.Output(tooltip="The model with cross-frame attention (a patched copy; the input "
-                                             "model is not changed).")],
+                                             "model is not changed)."),
+                     io.ControlNet.Output(display_name="control_net",
+                                          tooltip="The ControlNet with cross-frame attention (a copy), or nothing "
+                                                  "when no ControlNet was given.")],
         )
 
     @classmethod
@@ -88,9 +169,13 @@ class CrossFrameAttentionPatch(io.ComfyNode):
                            check_percent_range(start_percent, end_percent))
 
     @classmethod
-    def execute(cls, model, anchor, start_percent, end_percent) -> io.NodeOutput:
-        return io.NodeOutput(_patching.patch_model_attn1(model, CrossFrameAttn1, "Cross-Frame Attention",
-                                                         start_percent, end_percent, mode=anchor))
+    def execute(cls, model, anchor, start_percent, end_percent, control_net=None) -> io.NodeOutput:
+        m = _patching.patch_model_attn1(model, CrossFrameAttn1, "Cross-Frame Attention", start_percent,
+                                        end_percent, mode=anchor)
+        cn = None
+        if control_net is not None:
+            cn = cross_frame_controlnet(control_net, anchor, _patching.SigmaRange(m, start_percent, end_percent))
+        return io.NodeOutput(m, cn)
 
 
 def motion_inputs() -> list:

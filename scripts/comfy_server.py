@@ -91,6 +91,19 @@ class ComfyClient:
             raise ComfyError(f"/view {file_info} -> HTTP {status}")
         return body
 
+    def upload(self, path: Path, name: str | None = None) -> str:
+        """Upload a file into the server's input folder (POST /upload/image); returns its name there."""
+        name = name or Path(path).name
+        boundary = uuid.uuid4().hex
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"overwrite\"\r\n\r\ntrue\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\n").encode() + Path(path).read_bytes() + \
+            f"\r\n--{boundary}--\r\n".encode()
+        req = urllib.request.Request(self.url + "/upload/image", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())["name"]
+
     def interrupt(self):
         return self.request("/interrupt", {})
 
@@ -301,6 +314,7 @@ def default_server(workdir: Path, extra_args=()) -> ComfyServer:
     """The pinned (or ZEROVIDEO_COMFYUI) host with the tiny checkpoints on its model paths."""
     from scripts import host, tiny_models
     comfy = Path(os.environ.get("ZEROVIDEO_COMFYUI_DIR") or host.comfyui_dir())
-    ckpts = tiny_models.default_folder()
+    root = tiny_models.default_folder()
+    dirs = {kind: root / kind for kind in sorted(set(tiny_models.FOLDERS.values()))}
     return ComfyServer(comfy, os.environ.get("ZEROVIDEO_SERVER_PYTHON", sys.executable), workdir,
-                       model_dirs={"checkpoints": ckpts}, extra_args=extra_args)
+                       model_dirs=dirs, extra_args=extra_args)

@@ -20,6 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / "workflows"
 
 SD15_CKPT = "v1-5-pruned-emaonly.safetensors"
+IP2P_CKPT = "instruct-pix2pix-00-22000.safetensors"
+CANNY_CONTROLNET = "control_v11p_sd15_canny_fp16.safetensors"
+INPUT_VIDEO = "zerovideo_input_video.webp"
 SVD_CKPT = "svd_xt.safetensors"
 
 
@@ -243,6 +246,56 @@ def t2vz_graph_form() -> Graph:
     return g
 
 
+def t2vz_controlnet_video() -> Graph:
+    g = Graph("t2vz_controlnet_video",
+              "# Text2Video-Zero: ControlNet video (SD1.5 + Canny ControlNet)\nEdges of every input frame guide the "
+              "frames; the same initial noise for all frames (Dependency Noise with λ = 0) and cross-frame attention "
+              "in both the U-Net and the ControlNet keep the look consistent. Paper: DDIM 20 steps, CFG 9. Load your "
+              "clip as an animated WEBP/GIF (Load Image reads every frame) and set the latent batch size to its "
+              "frame count.", tiny_frames=8)
+    g.note("The latent batch size (8) must equal the number of frames of the input clip.")
+    _sd15_text(g, "a shiny golden statue of a horse, studio light")
+    g.add(4, "ControlNetLoader", control_net_name=CANNY_CONTROLNET)
+    g.add(5, "LoadImage", title="Input clip (animated WEBP/GIF)", image=INPUT_VIDEO)
+    g.add(6, "Canny", image=(5, 0), low_threshold=0.4, high_threshold=0.8)
+    g.add(7, "ZeroVideo.CrossFrameAttentionPatch", model=(1, 0), control_net=(4, 0), anchor="first")
+    g.add(8, "ControlNetApplyAdvanced", positive=(2, 0), negative=(3, 0), control_net=(7, 1), image=(6, 0),
+          strength=1.0, start_percent=0.0, end_percent=1.0)
+    g.add(9, "EmptyLatentImage", title="Frames (batch size = frame count of the clip)", width=512, height=512,
+          batch_size=8)
+    g.add(10, "ZeroVideo.DependencyNoise", title="Same noise for every frame (λ = 0)", seed=7, noise_lambda=0.0)
+    g.add(11, "CFGGuider", model=(7, 0), positive=(8, 0), negative=(8, 1), cfg=9.0)
+    g.add(12, "KSamplerSelect", sampler_name="ddim")
+    g.add(13, "BasicScheduler", model=(1, 0), scheduler="ddim_uniform", steps=20, denoise=1.0)
+    g.add(14, "SamplerCustomAdvanced", noise=(10, 0), guider=(11, 0), sampler=(12, 0), sigmas=(13, 0),
+          latent_image=(9, 0))
+    _decode_and_save(g, 15, (14, 0), (1, 2), g.name, 8.0)
+    return g
+
+
+def t2vz_video_instruct_pix2pix() -> Graph:
+    g = Graph("t2vz_video_instruct_pix2pix",
+              "# Text2Video-Zero: Video Instruct-Pix2Pix editing\nEdits every frame of a clip by an instruction with "
+              "an InstructPix2Pix checkpoint; cross-frame attention (3-way guidance: text, image, neither) keeps the "
+              "edit consistent across frames. Paper: Euler ancestral 50 steps, text guidance 7.5, image guidance "
+              "1.0. Load your clip as an animated WEBP/GIF.", tiny_frames=8)
+    g.add(1, "CheckpointLoaderSimple", ckpt_name=IP2P_CKPT)
+    g.add(2, "CLIPTextEncode", title="Instruction", clip=(1, 1), text="make it Van Gogh Starry Night style")
+    g.add(3, "CLIPTextEncode", title="Negative", clip=(1, 1), text="")
+    g.add(4, "LoadImage", title="Input clip (animated WEBP/GIF)", image=INPUT_VIDEO)
+    g.add(5, "InstructPixToPixConditioning", positive=(2, 0), negative=(3, 0), vae=(1, 2), pixels=(4, 0))
+    g.add(6, "ZeroVideo.CrossFrameAttentionPatch", model=(1, 0), anchor="first")
+    g.add(7, "DualCFGGuider", model=(6, 0), cond1=(5, 0), cond2=(5, 1), negative=(3, 0), cfg_conds=7.5,
+          cfg_cond2_negative=1.0, style="regular")
+    g.add(8, "KSamplerSelect", sampler_name="euler_ancestral")
+    g.add(9, "BasicScheduler", model=(1, 0), scheduler="normal", steps=50, denoise=1.0)
+    g.add(10, "RandomNoise", noise_seed=7)
+    g.add(11, "SamplerCustomAdvanced", noise=(10, 0), guider=(7, 0), sampler=(8, 0), sigmas=(9, 0),
+          latent_image=(5, 2))
+    _decode_and_save(g, 12, (11, 0), (1, 2), g.name, 8.0)
+    return g
+
+
 def zs2_text_to_video() -> Graph:
     g = Graph("zs2_text_to_video",
               "# ZS²: zero-shot text to video (SD1.5)\nDependency noise (λ = 0.01: neighbouring frames start from "
@@ -323,8 +376,8 @@ def zs2_sweep() -> Graph:
     return g
 
 
-GRAPHS = [sd15_frames_baseline, svd_img2vid_baseline, t2vz_text_to_video, t2vz_graph_form, zs2_text_to_video,
-          zs2_t2vz_motion, zs2_sweep]
+GRAPHS = [sd15_frames_baseline, svd_img2vid_baseline, t2vz_text_to_video, t2vz_graph_form, t2vz_controlnet_video,
+          t2vz_video_instruct_pix2pix, zs2_text_to_video, zs2_t2vz_motion, zs2_sweep]
 
 
 def write_all(object_info: dict, folder: Path = WORKFLOWS) -> list[Path]:

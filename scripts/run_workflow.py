@@ -23,11 +23,15 @@ from pathlib import Path
 from scripts.comfy_server import ComfyClient, ComfyError, default_server
 from scripts.workflow import WorkflowError, apply_sets, is_ui, load, ui_to_api
 
-# loader class -> (input name, tiny checkpoint of that family)
+# loader class -> (input name, tiny model of that family)
 LOADERS = {
     "CheckpointLoaderSimple": ("ckpt_name", "zerovideo_tiny_sd15.safetensors"),
     "ImageOnlyCheckpointLoader": ("ckpt_name", "zerovideo_tiny_svd.safetensors"),
+    "ControlNetLoader": ("control_net_name", "zerovideo_tiny_controlnet_sd15.safetensors"),
 }
+# checkpoint names that ask for the tiny InstructPix2Pix model instead of the plain SD1.5 one
+IP2P_HINTS = ("pix2pix", "ip2p")
+SAMPLE_VIDEO = "zerovideo_input_video.webp"
 TINY_SIZE = 64
 TINY_MAX_STEPS = 4
 STEP_NODES = {"KSampler", "BasicScheduler"}
@@ -37,21 +41,23 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def available_checkpoints(object_info: dict) -> set[str]:
-    spec = object_info.get("CheckpointLoaderSimple", {}).get("input", {}).get("required", {}).get("ckpt_name")
+def available_files(object_info: dict, class_type: str, name: str) -> set[str]:
+    spec = object_info.get(class_type, {}).get("input", {}).get("required", {}).get(name)
     return set(spec[0]) if spec and isinstance(spec[0], list) else set()
 
 
 def substitute_tiny(api: dict, object_info: dict) -> list[str]:
-    """Swap missing checkpoints for the tiny models and shrink the run; returns what was changed."""
-    have = available_checkpoints(object_info)
+    """Swap missing model files for the tiny models and shrink the run; returns what was changed."""
     changes = []
     for nid, node in api.items():
         loader = LOADERS.get(node["class_type"])
-        if loader and node["inputs"].get(loader[0]) not in have:
+        if loader and node["inputs"].get(loader[0]) not in available_files(object_info, node["class_type"], loader[0]):
             old = node["inputs"].get(loader[0])
-            node["inputs"][loader[0]] = loader[1]
-            changes.append(f"node {nid} {node['class_type']}: checkpoint {old!r} not found -> {loader[1]}")
+            new = loader[1]
+            if any(h in str(old).lower() for h in IP2P_HINTS):
+                new = "zerovideo_tiny_ip2p_sd15.safetensors"
+            node["inputs"][loader[0]] = new
+            changes.append(f"node {nid} {node['class_type']}: model {old!r} not found -> {new}")
     if not changes:
         return changes
     for nid, node in api.items():
@@ -127,6 +133,27 @@ def extract_frames(data: bytes, stem: Path) -> list[Path]:
     return paths
 
 
+def missing_inputs(api: dict, object_info: dict) -> list[str]:
+    """Files that LoadImage nodes ask for and the server's input folder does not have."""
+    have = available_files(object_info, "LoadImage", "image")
+    return sorted({n["inputs"]["image"] for n in api.values()
+                   if n["class_type"] == "LoadImage" and n["inputs"].get("image") not in have})
+
+
+def write_sample_video(path: Path, frames: int = 8, size: int = 64) -> Path:
+    """A synthetic clip (a bright square moving over a gradient) as an animated WEBP."""
+    from PIL import Image, ImageDraw
+    images = []
+    for k in range(frames):
+        img = Image.linear_gradient("L").resize((size, size)).convert("RGB")
+        d = ImageDraw.Draw(img)
+        x = size // 8 + k * size // (2 * frames)
+        d.rectangle([x, size // 4, x + size // 3, size // 4 + size // 3], fill=(250, 240, 120))
+        images.append(img)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=125, loop=0, lossless=True)
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="host.py run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a ComfyUI models folder to use (default: $ZEROVIDEO_MODELS)")
     p.add_argument("--tiny", action="store_true",
                    help="with --server: also swap missing checkpoints for the tiny test models (if installed)")
+    p.add_argument("--input", action="append", default=[], metavar="FILE",
+                   help="upload FILE into the server's input folder first (for Load Image nodes)")
     p.add_argument("--frames", action="store_true", help="also write every frame of animations as PNG")
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the run")
     p.add_argument("--print-api", action="store_true", help="print the API-format prompt and exit")
@@ -183,8 +212,16 @@ def main(argv=None) -> int:
             server.start()
             say(f"ComfyUI is up at {server.url} after {time.monotonic() - t0:.1f}s")
             client = server.client()
+        for f in args.input:
+            say(f"uploaded {f} as {client.upload(Path(f))}")
         object_info = client.object_info()
         api = prepare(args, object_info, own_server=server is not None or args.tiny)
+        missing = missing_inputs(api, object_info)
+        if missing and (server is not None or args.tiny):
+            with tempfile.TemporaryDirectory() as d:
+                for name in missing:
+                    client.upload(write_sample_video(Path(d) / name), name)
+                    say(f"NOTE: input {name!r} not found: using a synthetic 8-frame clip (use --input FILE)")
         if args.print_api:
             print(json.dumps(api, indent=2))
             return 0

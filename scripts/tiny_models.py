@@ -148,10 +148,45 @@ def tiny_svd(seed: int = 0, **overrides):
     return patcher(svd_model(dict(SVD_TINY_UNET, **overrides), seed))
 
 
+def controlnet_module(unet_config: dict = SD15_TINY_UNET, seed: int = 0):
+    """A cldm ControlNet matching an SD1.5-layout U-Net config (hint: 3-channel images)."""
+    import_comfy()
+    import comfy.cldm.cldm
+    import comfy.supported_models
+    cfg = comfy.supported_models.SD15(dict(unet_config)).unet_config
+    cfg = {k: v for k, v in cfg.items() if k not in ("out_channels", "dtype")}
+    net = comfy.cldm.cldm.ControlNet(hint_channels=3, **cfg)
+    init_weights(net, seed)
+    return net
+
+
+def tiny_controlnet(seed: int = 0, **overrides):
+    """A ComfyUI ControlNet object (what ControlNetLoader returns) for the Python-level tiny SD1.5."""
+    mm = import_comfy()
+    import comfy.controlnet
+    return comfy.controlnet.ControlNet(controlnet_module(dict(SD15_TINY_UNET, **overrides), seed),
+                                       load_device=mm.get_torch_device())
+
+
+def build_controlnet_checkpoint(path: Path, seed: int = 0) -> None:
+    import comfy.utils
+    net = controlnet_module(SD15_CHECKPOINT_UNET, seed)
+    comfy.utils.save_torch_file(_half(net.state_dict()), str(path), metadata={"zerovideo": "tiny random ControlNet"})
+
+
 def _taesd_sd(seed: int) -> dict:
+    """A random TAESD whose decoder gives mid-grey pictures with visible variation (mean 0.5, std 0.25
+    before TAESD's own rescaling), instead of the near-black frames of an uncalibrated one."""
+    import torch
     import comfy.taesd.taesd
     vae = comfy.taesd.taesd.TAESD()
     init_weights(vae, seed)
+    last = [m for m in vae.taesd_decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        y = vae.taesd_decoder(torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(seed)))
+        a = 0.25 / float(y.std())
+        last.weight.mul_(a)
+        last.bias.mul_(a).add_(0.5 - a * float(y.mean()))
     return vae.state_dict()
 
 
@@ -171,6 +206,19 @@ def build_sd15_checkpoint(path: Path, seed: int = 0) -> None:
     comfy.utils.save_torch_file(_half(sd), str(path), metadata={"zerovideo": "tiny random SD1.5"})
 
 
+def build_ip2p_checkpoint(path: Path, seed: int = 0) -> None:
+    """SD1.5 InstructPix2Pix layout: 8 input channels (latent ‖ image latent); detected as SD15_instructpix2pix."""
+    import_comfy()
+    import comfy.sd
+    import comfy.supported_models
+    import comfy.utils
+    model = _model(comfy.supported_models.SD15_instructpix2pix, dict(SD15_CHECKPOINT_UNET, in_channels=8), seed)
+    clip = comfy.sd.CLIP(model.model_config.clip_target())
+    init_weights(clip.cond_stage_model, seed + 1)
+    sd = model.state_dict_for_saving(clip.get_sd(), _taesd_sd(seed + 2), None)
+    comfy.utils.save_torch_file(_half(sd), str(path), metadata={"zerovideo": "tiny random SD1.5 InstructPix2Pix"})
+
+
 def build_svd_checkpoint(path: Path, seed: int = 0) -> None:
     import_comfy()
     import comfy.clip_vision
@@ -183,7 +231,11 @@ def build_svd_checkpoint(path: Path, seed: int = 0) -> None:
     comfy.utils.save_torch_file(_half(sd), str(path), metadata={"zerovideo": "tiny random SVD"})
 
 
-BUILDERS = {SD15_NAME: build_sd15_checkpoint, SVD_NAME: build_svd_checkpoint}
+CONTROLNET_NAME = "zerovideo_tiny_controlnet_sd15.safetensors"
+IP2P_NAME = "zerovideo_tiny_ip2p_sd15.safetensors"
+BUILDERS = {SD15_NAME: build_sd15_checkpoint, SVD_NAME: build_svd_checkpoint, CONTROLNET_NAME: build_controlnet_checkpoint,
+            IP2P_NAME: build_ip2p_checkpoint}
+FOLDERS = {SD15_NAME: "checkpoints", SVD_NAME: "checkpoints", CONTROLNET_NAME: "controlnet", IP2P_NAME: "checkpoints"}
 
 
 def recipe_hash(name: str) -> str:
@@ -192,11 +244,12 @@ def recipe_hash(name: str) -> str:
     return hashlib.sha256(json.dumps([name, src, torch.__version__]).encode()).hexdigest()[:16]
 
 
-def ensure_checkpoints(folder: Path, names=tuple(BUILDERS)) -> dict[str, Path]:
-    """Build each named checkpoint in `folder` unless a file with the same recipe hash is there."""
-    folder.mkdir(parents=True, exist_ok=True)
+def ensure_checkpoints(root: Path, names=tuple(BUILDERS)) -> dict[str, Path]:
+    """Build each named model under `root/<ComfyUI folder>/` unless a file with the same recipe hash is there."""
     out = {}
     for name in names:
+        folder = root / FOLDERS[name]
+        folder.mkdir(parents=True, exist_ok=True)
         path = folder / name
         stamp = path.with_name(path.name + ".recipe")
         want = recipe_hash(name)
@@ -211,9 +264,10 @@ def ensure_checkpoints(folder: Path, names=tuple(BUILDERS)) -> dict[str, Path]:
 
 
 def default_folder() -> Path:
+    """The models root (ComfyUI layout: checkpoints/, controlnet/, ...) of the tiny test models."""
     import os
     from scripts import host
-    return Path(os.environ.get("ZEROVIDEO_CACHE") or host.cache_dir()) / "models" / "checkpoints"
+    return Path(os.environ.get("ZEROVIDEO_CACHE") or host.cache_dir()) / "models"
 
 
 if __name__ == "__main__":

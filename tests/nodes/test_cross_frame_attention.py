@@ -153,3 +153,62 @@ def test_validation_rejects_an_inverted_or_out_of_range_sigma_range(node):
     assert "between 0.0 and 1.0" in node.validate_inputs(anchor="first", start_percent=-0.1, end_percent=0.2)
     assert "anchor must be one of first" in node.validate_inputs(anchor="last", start_percent=0, end_percent=1)
     assert node.validate_inputs(anchor="previous", start_percent=None, end_percent=0.5) is True
+
+
+def test_three_chunks_as_in_instruct_pix2pix_dual_guidance(node, sd15):
+    import comfy.samplers
+    from comfy_extras.nodes_custom_sampler import Guider_DualCFG
+    pos, neg = sd15_conds(sd15)
+    mid, _ = sd15_conds(sd15, seed=9)
+    noise = torch.randn(3, 4, 8, 8, generator=gen(10))
+    sigmas = comfy.samplers.calculate_sigmas(sd15.get_model_object("model_sampling"), "normal", 2)
+
+    def run(model):
+        guider = Guider_DualCFG(model)
+        guider.set_conds(pos, mid, neg)
+        guider.set_cfg(7.5, 1.5)
+        return guider.sample(noise, torch.zeros_like(noise), comfy.samplers.sampler_object("euler"), sigmas,
+                             seed=0, disable_pbar=True)
+    seen = []
+    ours = record_chunks(patched(node, sd15), seen)
+    a, b = run(ours), run(with_reference(sd15))
+    assert {len(s) for s in seen} == {3}
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def with_context_windows(model, length=4, overlap=2):
+    """What core's ContextWindowsManual node does (static standard schedule, pyramid fusion)."""
+    import comfy.context_windows as cw
+    m = model.clone()
+    m.model_options["context_handler"] = cw.IndexListContextHandler(
+        context_schedule=cw.get_matching_context_schedule(cw.ContextSchedules.STATIC_STANDARD),
+        fuse_method=cw.get_matching_fuse_method(cw.ContextFuseMethods.PYRAMID),
+        context_length=length, context_overlap=overlap, context_stride=1, closed_loop=False, dim=0)
+    return m
+
+
+def test_under_context_windows_global_frame_zero_stays_the_anchor(node, sd15):
+    # Every frame's output depends only on itself and frame 0, and frame 0's states are the same in any
+    # window that holds it; so windowed sampling must reproduce the full-batch result, also for the frames
+    # whose windows do not contain frame 0.
+    pos, neg = sd15_conds(sd15)
+    noise = torch.randn(8, 4, 8, 8, generator=gen(13))
+    windows = []
+    patch = patched(node, sd15)
+    spy = patch.clone()
+
+    def see(n, c, v, extra):
+        if "context_window" in extra:
+            windows.append(tuple(extra["context_window"].index_list))
+        return n, c, v
+    spy.set_model_attn1_patch(see)
+    # ComfyUI 0.3.75's IndexListContextHandler.set_step compares the schedule with the per-frame sigma
+    # tensor and only runs when frames == steps + 1 (fixed upstream later): 8 frames, 7 steps.
+    steps = 7
+    windowed = sample(with_context_windows(spy), noise, pos, neg, steps=steps)
+    assert any(0 not in w for w in windows), windows
+    full = sample(patch, noise, pos, neg, steps=steps)
+    assert_close_scaled(windowed, full)
+    without_anchor_cache = sample(with_context_windows(patched(node, sd15, "previous")), noise, pos, neg,
+                                  steps=steps)
+    assert (without_anchor_cache - full).abs().max() > 1e-2
