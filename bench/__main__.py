@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import patch_overhead, t2vz, zs2
+from bench import patch_overhead, t2vz, t2vz_diffusers, zs2
 
 BENCHMARKS = {
     "patch_overhead": patch_overhead.run,
     "t2vz": t2vz.run,
+    "t2vz_diffusers": t2vz_diffusers.run,
     "zs2": zs2.run,
 }
 

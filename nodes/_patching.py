@@ -8,6 +8,7 @@ by parity even when `F == h·w` makes the shapes identical.
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 import comfy.ldm.modules.attention as comfy_attention
@@ -154,3 +155,57 @@ def patch_model_attn1(model, patch_cls, node: str, start_percent: float, end_per
     add_run_state(m)
     m.set_model_attn1_patch(patch_cls(sigmas=SigmaRange(m, start_percent, end_percent), video=video, **kw))
     return m
+
+
+# --- SVD temporal blocks: frame count and frame positions (shared by ExVideo and ZeroSmooth) -------------
+
+class VideoFrames:
+    """The frame count of the current video U-Net call, set by a DIFFUSION_MODEL wrapper (one per patch)."""
+
+    def __init__(self):
+        self.frames: int | None = None
+
+    def __deepcopy__(self, memo):
+        return self  # shared by the wrapper and the object patches of every clone
+
+
+def svd_temporal_blocks(model) -> list[tuple[str, object]]:
+    """(path inside diffusion_model, SpatialVideoTransformer) of every temporal block."""
+    dm = model.get_model_object("diffusion_model")
+    return [(name, m) for name, m in dm.named_modules() if isinstance(m, comfy_attention.SpatialVideoTransformer)]
+
+
+def require_svd(model, node: str) -> list[tuple[str, object]]:
+    blocks = svd_temporal_blocks(model)
+    if not blocks:
+        name = type(model.get_model_object("diffusion_model")).__name__
+        raise ValueError(f"{node}: needs a Stable Video Diffusion model (SVD / SVD-XT); this model ({name}) has no "
+                         f"temporal transformer blocks.")
+    return blocks
+
+
+def add_frame_counter(model, holder: VideoFrames, key: str) -> None:
+    def count(executor, *args, **kwargs):
+        holder.frames = kwargs.get("num_video_frames")
+        return executor(*args, **kwargs)
+    model.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, key)
+    model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, key, count)
+
+
+def _positions_forward(mlp, provider, holder: VideoFrames, t_emb):
+    """time_pos_embed.forward with the frame-position input replaced: MLP(provider(T, C)) per video."""
+    frames = holder.frames
+    if not frames or t_emb.shape[0] % frames:
+        return type(mlp).forward(mlp, t_emb)
+    inp = provider(frames, t_emb.shape[1]).to(t_emb)
+    return type(mlp).forward(mlp, inp.repeat(t_emb.shape[0] // frames, 1))
+
+
+def patch_frame_positions(model, blocks, provider, holder: VideoFrames) -> None:
+    """Replace SVD's sinusoid-of-arange(T) position input in every temporal block by `provider(T, C)`.
+
+    `provider(frames, channels) -> (frames, channels)` tensor fed to the block's (kept) time_pos_embed MLP.
+    """
+    for path, block in blocks:
+        model.add_object_patch(f"diffusion_model.{path}.time_pos_embed.forward",
+                               functools.partial(_positions_forward, block.time_pos_embed, provider, holder))

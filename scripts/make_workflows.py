@@ -29,9 +29,10 @@ SVD_CKPT = "svd_xt.safetensors"
 class Graph:
     """A tiny graph builder: `g.add(id, class_type, title=None, **inputs)`; links are `(id, slot)`."""
 
-    def __init__(self, name: str, description: str, tiny_frames: int):
+    def __init__(self, name: str, description: str, tiny_frames: int, tiny_sets: tuple = ()):
         self.name = name
         self.tiny_frames = tiny_frames  # frames the tests expect when run on the tiny models
+        self.tiny_sets = list(tiny_sets)  # --set overrides the tests add to keep CPU runs short
         self.description = description
         self.nodes: dict[int, dict] = {}
         self.notes: list[str] = []
@@ -296,6 +297,41 @@ def t2vz_video_instruct_pix2pix() -> Graph:
     return g
 
 
+EXVIDEO_FILE = "ExVideo-SVD-128f-v1.safetensors"
+
+
+def _exvideo(name: str, description: str, mode: str, extension: str, frames: int) -> Graph:
+    g = Graph(name, description, tiny_frames=32, tiny_sets=("SVD_img2vid_Conditioning.video_frames=32",))
+    g.add(1, "ImageOnlyCheckpointLoader", ckpt_name=SVD_CKPT)
+    g.add(2, "ZeroVideo.ExVideoTemporalExtend", model=(1, 0), mode=mode, extension=extension)
+    g.add(3, "EmptyImage", title="Start frame (replace with Load Image)", width=512, height=512, batch_size=1,
+          color=0x3366AA)
+    g.add(4, "SVD_img2vid_Conditioning", clip_vision=(1, 1), init_image=(3, 0), vae=(1, 2), width=512, height=512,
+          video_frames=frames, motion_bucket_id=127, fps=30, augmentation_level=0.02)
+    g.add(5, "KSampler", title="Euler / Karras, constant CFG 2", model=(2, 0), positive=(4, 0), negative=(4, 1),
+          latent_image=(4, 2), seed=7, steps=50, cfg=2.0, sampler_name="euler", scheduler="karras", denoise=1.0)
+    g.add(6, "ZeroVideo.ExVideoLatentRenorm", latent=(5, 0), contrast=1.2)
+    _decode_and_save(g, 7, (6, 0), (1, 2), name, 30.0)
+    return g
+
+
+def exvideo_128_frames() -> Graph:
+    return _exvideo(
+        "exvideo_svd_128_frames",
+        "# ExVideo: SVD-XT to 128 frames\nThe released ExVideo weights (ExVideo-SVD-128f-v1.safetensors in "
+        "models/exvideo/) on stock SVD-XT: 128 frames at 512², fps 30, motion bucket 127, augmentation 0.02, Euler / "
+        "Karras 50 steps, constant CFG 2 (no linear CFG ramp), and ExVideo's latent renorm (contrast 1.2) before "
+        "decoding. Needs a lot of memory: ~128 frames of SVD at once.", "weights", EXVIDEO_FILE, 128)
+
+
+def exvideo_training_free() -> Graph:
+    return _exvideo(
+        "exvideo_svd_training_free",
+        "# ExVideo fallback without weights: 64 frames\nStretches SVD-XT to 64 frames by squeezing the frame "
+        "positions into the 25 it was trained on (position interpolation). Training-free, clearly lower quality "
+        "than the ExVideo weights; try mode = ping-pong too.", "interpolate", "(none: training-free modes)", 64)
+
+
 def zs2_text_to_video() -> Graph:
     g = Graph("zs2_text_to_video",
               "# ZS²: zero-shot text to video (SD1.5)\nDependency noise (λ = 0.01: neighbouring frames start from "
@@ -377,7 +413,8 @@ def zs2_sweep() -> Graph:
 
 
 GRAPHS = [sd15_frames_baseline, svd_img2vid_baseline, t2vz_text_to_video, t2vz_graph_form, t2vz_controlnet_video,
-          t2vz_video_instruct_pix2pix, zs2_text_to_video, zs2_t2vz_motion, zs2_sweep]
+          t2vz_video_instruct_pix2pix, zs2_text_to_video, zs2_t2vz_motion, zs2_sweep, exvideo_128_frames,
+          exvideo_training_free]
 
 
 def write_all(object_info: dict, folder: Path = WORKFLOWS) -> list[Path]:

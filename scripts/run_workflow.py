@@ -28,6 +28,7 @@ LOADERS = {
     "CheckpointLoaderSimple": ("ckpt_name", "zerovideo_tiny_sd15.safetensors"),
     "ImageOnlyCheckpointLoader": ("ckpt_name", "zerovideo_tiny_svd.safetensors"),
     "ControlNetLoader": ("control_net_name", "zerovideo_tiny_controlnet_sd15.safetensors"),
+    "ZeroVideo.ExVideoTemporalExtend": ("extension", "zerovideo_tiny_exvideo_128f.safetensors"),
 }
 # checkpoint names that ask for the tiny InstructPix2Pix model instead of the plain SD1.5 one
 IP2P_HINTS = ("pix2pix", "ip2p")

@@ -40,18 +40,19 @@ _SVD_VIDEO = dict(
     use_temporal_attention=True, disable_temporal_crossattention=False)
 
 # Detected as SVD_img2vid. Same block layout as the real SVD (16 SpatialVideoTransformers at input
-# 1,2,4,5,7,8, middle, output 3-11), with every level at 320 channels.
+# 1,2,4,5,7,8, middle, output 3-11), with every level at 320 channels. (transformer_depth_output lists the
+# output blocks from the last to the first: ComfyUI pops it from the end.)
 SVD_CHECKPOINT_UNET = dict(
     {**_UNET_BASE, **_SVD_VIDEO}, num_classes="sequential", adm_in_channels=768, in_channels=8,
     out_channels=4, model_channels=320, num_res_blocks=[2, 2, 2, 2], channel_mult=[1, 1, 1, 1],
     transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0],
-    transformer_depth_output=[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1], transformer_depth_middle=1,
+    transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], transformer_depth_middle=1,
     use_linear_in_transformer=True, context_dim=1024)
 
 # The real architectures (random weights): for benchmarks on a GPU, where speed is what matters.
 SD15_FULL_UNET = dict(
     SD15_CHECKPOINT_UNET, num_res_blocks=[2, 2, 2, 2], channel_mult=[1, 2, 4, 4],
-    transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0], transformer_depth_output=[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+    transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0], transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0])
 SVD_FULL_UNET = dict(SVD_CHECKPOINT_UNET, channel_mult=[1, 2, 4, 4])
 
 # Python-level models: same layouts, a few channels.
@@ -174,6 +175,49 @@ def build_controlnet_checkpoint(path: Path, seed: int = 0) -> None:
     comfy.utils.save_torch_file(_half(net.state_dict()), str(path), metadata={"zerovideo": "tiny random ControlNet"})
 
 
+def exvideo_extension(model, frames: int = 128, seed: int = 0, perturb: float = 0.0) -> dict:
+    """A state dict in the released ExVideo layout for `model` (a BaseModel or ModelPatcher of SVD layout).
+
+    Retrained tensors are the model's own (plus `perturb`·noise), the position table is SVD's own sinusoid
+    of arange(frames) and the Conv3d is the identity (plus `perturb`·noise): with perturb = 0 the extended
+    model computes exactly what the stock model does for frames ≤ 25.
+    """
+    import importlib
+
+    import torch
+    import_comfy()
+    from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
+
+    from scripts.comfy_env import import_pack
+    import_pack()
+    X = importlib.import_module("zerovideo.kernels.exvideo")
+    base = getattr(model, "model", model)
+    sd = base.state_dict()
+    g = torch.Generator().manual_seed(seed)
+
+    def noisy(t):
+        t = t.detach().float().clone()
+        return t + perturb * torch.randn(t.shape, generator=g) if perturb else t
+    out = {}
+    for key, dst in X.exvideo_keymap().items():
+        if dst is not None:
+            out[key] = noisy(sd[dst])
+    for n, path in X.BLOCK_MAP.items():
+        c = sd[f"diffusion_model.{path}.time_pos_embed.0.weight"].shape[1]
+        out[f"blocks.{n}.{X.TABLE}"] = timestep_embedding(torch.arange(frames), c, repeat_only=False,
+                                                          max_period=10000).float()
+        out[f"blocks.{n}.{X.CONV_WEIGHT}"] = noisy(X.identity_conv_weight(c))
+        out[f"blocks.{n}.{X.CONV_BIAS}"] = noisy(torch.zeros(c))
+    return out
+
+
+def build_exvideo_extension(path: Path, seed: int = 0) -> None:
+    import comfy.utils
+    model = svd_model(SVD_CHECKPOINT_UNET, seed)  # the same weights as the tiny SVD checkpoint
+    sd = exvideo_extension(model, 128, seed, perturb=1e-3)
+    comfy.utils.save_torch_file(_half(sd), str(path), metadata={"zerovideo": "tiny random ExVideo extension"})
+
+
 def _taesd_sd(seed: int) -> dict:
     """A random TAESD whose decoder gives mid-grey pictures with visible variation (mean 0.5, std 0.25
     before TAESD's own rescaling), instead of the near-black frames of an uncalibrated one."""
@@ -233,9 +277,11 @@ def build_svd_checkpoint(path: Path, seed: int = 0) -> None:
 
 CONTROLNET_NAME = "zerovideo_tiny_controlnet_sd15.safetensors"
 IP2P_NAME = "zerovideo_tiny_ip2p_sd15.safetensors"
+EXVIDEO_NAME = "zerovideo_tiny_exvideo_128f.safetensors"
 BUILDERS = {SD15_NAME: build_sd15_checkpoint, SVD_NAME: build_svd_checkpoint, CONTROLNET_NAME: build_controlnet_checkpoint,
-            IP2P_NAME: build_ip2p_checkpoint}
-FOLDERS = {SD15_NAME: "checkpoints", SVD_NAME: "checkpoints", CONTROLNET_NAME: "controlnet", IP2P_NAME: "checkpoints"}
+            IP2P_NAME: build_ip2p_checkpoint, EXVIDEO_NAME: build_exvideo_extension}
+FOLDERS = {SD15_NAME: "checkpoints", SVD_NAME: "checkpoints", CONTROLNET_NAME: "controlnet", IP2P_NAME: "checkpoints",
+           EXVIDEO_NAME: "exvideo"}
 
 
 def recipe_hash(name: str) -> str:

@@ -18,6 +18,7 @@ from zv_testing import tiny_prompt
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 EXPECTED_FRAMES = {make().name: make().tiny_frames for make in make_workflows.GRAPHS}
+TINY_SETS = {make().name: make().tiny_sets for make in make_workflows.GRAPHS}
 
 
 def cli(*args) -> subprocess.CompletedProcess:
@@ -68,7 +69,7 @@ def test_ui_file_converts_to_its_api_twin(path, object_info):
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_FRAMES))
 def test_shipped_workflow_runs_over_http(name, client, object_info, host_facts):
-    prompt = tiny_prompt(object_info, name)
+    prompt = tiny_prompt(object_info, name, TINY_SETS[name])
     outputs = client.run(prompt)["outputs"]
     infos = [outputs[k]["text"][0] for k, n in prompt.items() if n["class_type"] == "ZeroVideo.LatentVideoInfo"]
     for text in infos:

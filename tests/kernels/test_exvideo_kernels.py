@@ -1,0 +1,77 @@
+"""kernels/exvideo.py: the released key layout, ping-pong ids, positions, conv, renorm."""
+import math
+
+import pytest
+import torch
+
+from zerovideo.kernels import exvideo as X
+
+
+def test_keymap_covers_528_tensors_of_16_blocks():
+    km = X.exvideo_keymap()
+    assert len(km) == 528 and len(X.BLOCK_MAP) == 16
+    new = [k for k, v in km.items() if v is None]
+    assert len(new) == 48  # table + conv weight + conv bias per block
+    assert km["blocks.7.attn1.to_out.weight"] == "diffusion_model.input_blocks.1.1.time_stack.0.attn1.to_out.0.weight"
+    assert km["blocks.83.positional_embedding_proj.2.bias"] == "diffusion_model.middle_block.1.time_pos_embed.2.bias"
+    assert km["blocks.195.norm_out.weight"] == "diffusion_model.output_blocks.11.1.time_stack.0.norm3.weight"
+    assert km["blocks.144.act_fn_in.proj.weight"] == "diffusion_model.output_blocks.6.1.time_stack.0.ff_in.net.0.proj.weight"
+    assert len(set(v for v in km.values() if v)) == 480
+
+
+def test_pingpong_ids_match_the_published_sequence():
+    ids = X.pingpong_ids(128).long().tolist()
+    assert ids[:25] == list(range(25))
+    assert ids[25:45] == list(range(23, 3, -1))
+    assert ids[45:65] == list(range(5, 25))
+    assert ids[65:85] == list(range(23, 3, -1))
+    assert min(ids[25:]) == 4 and max(ids) == 24
+
+
+def test_interpolated_positions_stay_inside_the_training_range():
+    assert torch.equal(X.interpolated_positions(20), torch.arange(20.0))
+    pos = X.interpolated_positions(100)
+    assert pos[0] == 0 and pos[-1] < 25 and torch.allclose(pos[1] - pos[0], torch.tensor(0.25))
+
+
+def test_sinusoid_matches_comfyui_timestep_embedding_layout():
+    pos = torch.arange(5.0)
+    emb = X.sinusoid(pos, 8)
+    half = 4
+    freqs = [math.exp(-math.log(10000) * i / half) for i in range(half)]
+    want = [[math.cos(p * f) for f in freqs] + [math.sin(p * f) for f in freqs] for p in range(5)]
+    torch.testing.assert_close(emb, torch.tensor(want), rtol=0, atol=1e-6)
+
+
+def test_identity_conv_is_the_identity_and_a_real_conv_mixes_neighbours():
+    videos, h, w, t, c = 2, 3, 4, 5, 6
+    x = torch.randn(videos * h * w, t, c)
+    out = X.positional_conv(x, X.identity_conv_weight(c), torch.zeros(c), videos, h, w)
+    torch.testing.assert_close(out, x, rtol=0, atol=1e-6)
+    wt = torch.zeros(c, c, 3, 3, 3)
+    wt[:, :, 0, 1, 1] = torch.eye(c)  # output frame k = input frame k-1 (reflect: frame -1 = frame 1)
+    shifted = X.positional_conv(x, wt, None, videos, h, w).view(videos, h, w, t, c)
+    xv = x.view(videos, h, w, t, c)
+    torch.testing.assert_close(shifted[:, :, :, 1:], xv[:, :, :, :-1])
+    torch.testing.assert_close(shifted[:, :, :, 0], xv[:, :, :, 1])
+
+
+def test_renorm_sets_every_frame_to_the_global_statistics_times_contrast():
+    x = torch.randn(6, 4, 8, 8) * torch.linspace(0.5, 2, 6).view(6, 1, 1, 1) + torch.arange(6.0).view(6, 1, 1, 1)
+    out = X.renorm_latents(x, contrast=1.0)
+    for f in range(6):
+        assert float(out[f].mean()) == pytest.approx(float(x.mean()), abs=1e-4)
+        assert float(out[f].std()) == pytest.approx(float(x.std()), rel=1e-4)
+    torch.testing.assert_close(X.renorm_latents(x, 1.2), out * 1.2)
+
+
+def test_split_extension_sorts_weights_new_tensors_and_unknown_keys():
+    sd = {"blocks.7.positional_embedding.embeddings": torch.zeros(128, 320),
+          "blocks.7.positional_conv.bias": torch.zeros(320),
+          "blocks.7.attn2.to_k.weight": torch.zeros(320, 1024),
+          "something.else": torch.zeros(1)}
+    weights, new, unmatched = X.split_extension(sd)
+    assert list(weights) == ["diffusion_model.input_blocks.1.1.time_stack.0.attn2.to_k.weight"]
+    assert set(new["input_blocks.1.1"]) == {"table", "conv_bias"}
+    assert unmatched == ["something.else"]
+    assert X.detect_frames(sd) is None and X.detect_frames({X.DETECT_KEY: torch.zeros(128, 320)}) == 128

@@ -1,0 +1,127 @@
+"""ExVideo on a tiny real SVD U-Net: key map coverage, exact identities, long sampling, bad files."""
+import pytest
+import torch
+from zv_testing import gen, sample, svd_conds
+
+
+@pytest.fixture(scope="module")
+def svd(comfy):
+    from scripts import tiny_models
+    return tiny_models.tiny_svd(seed=8)
+
+
+@pytest.fixture(scope="module")
+def ex(pack):
+    from zerovideo.nodes import exvideo
+    return exvideo
+
+
+def extension(svd, frames=128, perturb=0.0, seed=0):
+    from scripts import tiny_models
+    return tiny_models.exvideo_extension(svd, frames, seed, perturb)
+
+
+def loaded_state(m):
+    """The model's weights with m's patches applied (what sampling sees), then restored."""
+    m.patch_model()
+    try:
+        return {k: v.clone() for k, v in m.model.state_dict().items()}
+    finally:
+        m.unpatch_model()
+
+
+def test_released_layout_loads_with_no_unmatched_or_missing_keys_and_sets_the_tensors(ex, svd):
+    from zerovideo.kernels import exvideo as X
+    sd = extension(svd, perturb=0.01, seed=1)
+    weights, new, unmatched = X.split_extension(sd)
+    assert unmatched == [] and len(weights) == 480 and all(len(t) == 3 for t in new.values())
+    before = {k: v.clone() for k, v in svd.model.state_dict().items()}
+    m = ex.apply_extension(svd, sd)
+    patched = loaded_state(m)
+    for key, tensor in weights.items():
+        torch.testing.assert_close(patched[key], tensor.to(patched[key].dtype), rtol=0, atol=0)
+    after = svd.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "the input model's weights changed"
+    assert not svd.object_patches and not svd.patches
+
+
+@pytest.mark.parametrize("frames", [8, 25])
+def test_sinusoid_table_and_identity_conv_reproduce_the_stock_model_bit_for_bit(ex, svd, frames):
+    pos, neg = svd_conds(svd, 4, 4)
+    noise = torch.randn(frames, 4, 4, 4, generator=gen(2))
+    stock = sample(svd, noise, pos, neg, steps=2, cfg=2.0)
+    extended = sample(ex.apply_extension(svd, extension(svd)), noise, pos, neg, steps=2, cfg=2.0)
+    assert torch.equal(stock, extended)
+
+
+def test_a_trained_conv_and_table_change_the_result(ex, svd):
+    pos, neg = svd_conds(svd, 4, 4)
+    noise = torch.randn(8, 4, 4, 4, generator=gen(3))
+    stock = sample(svd, noise, pos, neg, steps=1, cfg=2.0)
+    changed = sample(ex.apply_extension(svd, extension(svd, perturb=0.05, seed=2)), noise, pos, neg, steps=1, cfg=2.0)
+    assert torch.isfinite(changed).all() and (changed - stock).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("frames", [32, 128])
+def test_sampling_beyond_25_frames_works_up_to_the_table(ex, svd, frames):
+    pos, neg = svd_conds(svd, 2, 2)
+    out = sample(ex.apply_extension(svd, extension(svd, perturb=0.01)), torch.randn(frames, 4, 2, 2, generator=gen(4)),
+                 pos, neg, steps=1, cfg=2.0)
+    assert out.shape[0] == frames and torch.isfinite(out).all()
+
+
+def test_more_frames_than_the_table_is_a_clear_error_before_sampling(ex, svd):
+    pos, neg = svd_conds(svd, 2, 2)
+    m = ex.apply_extension(svd, extension(svd, frames=16))
+    with pytest.raises(ValueError, match="20 frames requested, but the extension's position table holds 16"):
+        sample(m, torch.randn(20, 4, 2, 2), pos, neg, steps=1, cfg=2.0)
+
+
+@pytest.mark.parametrize("mode", ["interpolate", "ping-pong"])
+def test_training_free_modes_are_exact_below_25_frames_and_run_beyond(ex, svd, mode):
+    pos, neg = svd_conds(svd, 2, 2)
+    noise = torch.randn(12, 4, 2, 2, generator=gen(5))
+    m = ex.ExVideoTemporalExtend.execute(model=svd, mode=mode, extension=ex.NO_FILE).args[0]
+    torch.testing.assert_close(sample(m, noise, pos, neg, steps=1, cfg=2.0), sample(svd, noise, pos, neg, steps=1, cfg=2.0),
+                               rtol=0, atol=1e-5)
+    long = sample(m, torch.randn(40, 4, 2, 2, generator=gen(6)), pos, neg, steps=1, cfg=2.0)
+    assert torch.isfinite(long).all()
+
+
+def test_non_svd_models_are_refused(ex, comfy):
+    from scripts import tiny_models
+    with pytest.raises(ValueError, match="needs a Stable Video Diffusion model"):
+        ex.ExVideoTemporalExtend.execute(model=tiny_models.tiny_sd15(), mode="interpolate", extension=ex.NO_FILE)
+
+
+def test_a_table_for_another_channel_size_is_refused(ex, svd):
+    from zerovideo.kernels import exvideo as X
+    sd = extension(svd)
+    sd["blocks.7." + X.TABLE] = torch.zeros(128, 999)
+    with pytest.raises(ValueError, match="for 999 channels, but this model's block has 64"):
+        ex.apply_extension(svd, sd, "bad.safetensors")
+
+
+def test_files_are_read_with_safetensors_only_and_bad_files_are_named(ex, tmp_path, monkeypatch):
+    import folder_paths
+    import safetensors.torch
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "exvideo", ([str(tmp_path)], {".safetensors", ".ckpt"}))
+    torch.save({"x": torch.zeros(1)}, tmp_path / "evil.ckpt")
+    (tmp_path / "cut.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":")
+    safetensors.torch.save_file({"unet.weight": torch.zeros(2)}, tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match="not a .safetensors file"):
+        ex.load_extension("evil.ckpt")
+    with pytest.raises(ValueError, match="could not be read as safetensors"):
+        ex.load_extension("cut.safetensors")
+    with pytest.raises(ValueError, match="not an ExVideo extension file"):
+        ex.load_extension("other.safetensors")
+    with pytest.raises(ValueError, match="not found"):
+        ex.load_extension("missing.safetensors")
+
+
+def test_latent_renorm_node(ex):
+    x = torch.randn(4, 4, 8, 8) + torch.arange(4.0).view(4, 1, 1, 1)
+    out = ex.ExVideoLatentRenorm.execute(latent={"samples": x}, contrast=1.2).args[0]["samples"]
+    assert out.shape == x.shape and abs(float(out[0].mean() - out[3].mean())) < 1e-4
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        ex.ExVideoLatentRenorm.execute(latent={"samples": x[:1]}, contrast=1.2)
