@@ -1,13 +1,14 @@
 """ComfyUI glue: one module per paper, registered through a single V3 extension."""
 from comfy_api.latest import ComfyExtension, io
 
-from . import exvideo, text2video_zero, zs2
+from . import exvideo, text2video_zero, zerosmooth, zs2
 from .utility import LatentVideoInfo
 
 NODES: list[type[io.ComfyNode]] = [
     LatentVideoInfo,
     *text2video_zero.NODES,
     *zs2.NODES,
+    *zerosmooth.NODES,
     *exvideo.NODES,
 ]
 

@@ -54,13 +54,17 @@ def add_call_counter(model) -> None:
     model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, CALLS_KEY, _count_calls)
 
 
-def spatial_layout(n, extra_options: dict, video: bool) -> tuple[int, int] | None:
-    """(chunks, frames) if this attn1 call is spatial self-attention over frames, else None (temporal)."""
+def spatial_layout(n, extra_options: dict, video: bool, owner=None) -> tuple[int, int] | None:
+    """(chunks, frames) if this attention call is spatial (over the frames of a batch), else None (temporal).
+
+    On video U-Nets, calls of one block alternate spatial, temporal; `owner` (the patch object) keeps each
+    patch's count apart when several patches or slots (attn1/attn2) count the same blocks.
+    """
     chunks = len(extra_options.get("cond_or_uncond") or [0])
     if video:
         calls = extra_options.get(CALLS_KEY)
         if calls is not None:
-            key = (tuple(extra_options.get("block") or ()), extra_options.get("block_index", 0))
+            key = (id(owner), tuple(extra_options.get("block") or ()), extra_options.get("block_index", 0))
             k = calls.get(key, 0)
             calls[key] = k + 1
             if k % 2:
@@ -136,7 +140,7 @@ class FrameKVPatch:
         raise NotImplementedError
 
     def __call__(self, n, context, value, extra_options):
-        layout = spatial_layout(n, extra_options, self.video)
+        layout = spatial_layout(n, extra_options, self.video, self)
         if layout is None or extra_options not in self.sigmas:
             return n, context, value
         chunks = layout[0]
@@ -197,7 +201,10 @@ def _positions_forward(mlp, provider, holder: VideoFrames, t_emb):
     frames = holder.frames
     if not frames or t_emb.shape[0] % frames:
         return type(mlp).forward(mlp, t_emb)
-    inp = provider(frames, t_emb.shape[1]).to(t_emb)
+    inp = provider(frames, t_emb.shape[1])
+    if inp is None:  # the provider keeps SVD's own positions for this call
+        return type(mlp).forward(mlp, t_emb)
+    inp = inp.to(t_emb)
     return type(mlp).forward(mlp, inp.repeat(t_emb.shape[0] // frames, 1))
 
 

@@ -167,7 +167,7 @@ def svd_img2vid_baseline() -> Graph:
     g = Graph("svd_img2vid_baseline",
               "# SVD image-to-video baseline\nStock Stable Video Diffusion (SVD-XT, 25 frames). Replace the "
               "Empty Image with a Load Image node for your own start frame. The ZeroSmooth and ExVideo "
-              "workflows build on this graph.", tiny_frames=25)
+              "workflows build on this graph.", tiny_frames=8, tiny_sets=("SVD_img2vid_Conditioning.video_frames=8",))
     g.add(1, "ImageOnlyCheckpointLoader", ckpt_name=SVD_CKPT)
     g.add(2, "EmptyImage", title="Start frame (replace with Load Image)", width=1024, height=576, batch_size=1,
           color=0x3366AA)
@@ -301,7 +301,8 @@ EXVIDEO_FILE = "ExVideo-SVD-128f-v1.safetensors"
 
 
 def _exvideo(name: str, description: str, mode: str, extension: str, frames: int) -> Graph:
-    g = Graph(name, description, tiny_frames=32, tiny_sets=("SVD_img2vid_Conditioning.video_frames=32",))
+    g = Graph(name, description, tiny_frames=32,
+              tiny_sets=("SVD_img2vid_Conditioning.video_frames=32", "KSampler.steps=2"))
     g.add(1, "ImageOnlyCheckpointLoader", ckpt_name=SVD_CKPT)
     g.add(2, "ZeroVideo.ExVideoTemporalExtend", model=(1, 0), mode=mode, extension=extension)
     g.add(3, "EmptyImage", title="Start frame (replace with Load Image)", width=512, height=512, batch_size=1,

@@ -126,7 +126,7 @@ def test_on_svd_only_spatial_calls_are_patched(node, comfy, frames, size):
     def spy(n, c, v, extra):
         from zerovideo.nodes import _patching
         calls = dict(extra.get(_patching.CALLS_KEY))  # counter before this call
-        key = (tuple(extra["block"]), extra["block_index"])
+        key = (id(patch), tuple(extra["block"]), extra["block_index"])
         kinds.append(("temporal" if calls.get(key, 0) % 2 else "spatial", tuple(n.shape)))
         return orig(n, c, v, extra)
     m.model_options["transformer_options"]["patches"]["attn1_patch"] = [spy]
