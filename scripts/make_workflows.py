@@ -333,6 +333,105 @@ def exvideo_training_free() -> Graph:
         "than the ExVideo weights; try mode = ping-pong too.", "interpolate", "(none: training-free modes)", 64)
 
 
+def _svd_start(g: Graph, size=(1024, 576), frames=25, fps=7, motion=180, cfg_model=True) -> None:
+    """Nodes 1-4: SVD-XT, (Video Linear CFG), Hidden State Correction, start image, conditioning."""
+    g.add(1, "ImageOnlyCheckpointLoader", ckpt_name=SVD_CKPT)
+    g.add(2, "VideoLinearCFGGuidance", model=(1, 0), min_cfg=1.0)
+    g.add(3, "EmptyImage", title="Start frame (replace with Load Image)", width=size[0], height=size[1], batch_size=1,
+          color=0x3366AA)
+    g.add(4, "SVD_img2vid_Conditioning", clip_vision=(1, 1), init_image=(3, 0), vae=(1, 2), width=size[0],
+          height=size[1], video_frames=frames, motion_bucket_id=motion, fps=fps, augmentation_level=0.02)
+
+
+def _zerosmooth(name: str, factor: str, description: str) -> Graph:
+    n = {"x2": 2, "x4": 4}[factor]
+    g = Graph(name, description, tiny_frames=2 * n,
+              tiny_sets=("ZeroVideo.SelfCascadeInterpolate.key_frames=2", "BasicScheduler.steps=2"))
+    _svd_start(g)
+    g.add(5, "ZeroVideo.HiddenStateCorrection", model=(2, 0), strength=0.8)
+    g.add(6, "ZeroVideo.SelfCascadeInterpolate", model=(5, 0), positive=(4, 0), negative=(4, 1), factor=factor,
+          key_frames=25, cfg=2.5)
+    g.add(7, "RandomNoise", noise_seed=7)
+    g.add(8, "KSamplerSelect", sampler_name="euler")
+    g.add(9, "BasicScheduler", model=(1, 0), scheduler="karras", steps=25, denoise=1.0)
+    g.add(10, "SamplerCustomAdvanced", noise=(7, 0), guider=(6, 0), sampler=(8, 0), sigmas=(9, 0), latent_image=(6, 1))
+    _decode_and_save(g, 11, (10, 0), (1, 2), name, 7.0 * n)
+    return g
+
+
+def zerosmooth_x2() -> Graph:
+    return _zerosmooth(
+        "zerosmooth_svd_x2", "x2",
+        "# ZeroSmooth ×2: SVD-XT at twice the frame rate\n25 key frames and a 50-frame branch run in lock-step; "
+        "Hidden State Correction pulls the long branch towards the key frames (w_max 0.8, linear). Conditioning per "
+        "the paper: motion bucket 180, augmentation 0.02, fps 7 (doubled for the long branch). Output: 50 frames at "
+        "14 fps. Bypass Hidden State Correction for the paper's 'direct inference' baseline.")
+
+
+def zerosmooth_x4() -> Graph:
+    return _zerosmooth(
+        "zerosmooth_svd_x4", "x4",
+        "# ZeroSmooth ×4: SVD-XT at four times the frame rate\nThree stages (25 → 50 → 100 frames) in lock-step, each "
+        "corrected towards the previous one. Output: 100 frames at 28 fps. Needs memory for 175 frames of SVD at "
+        "once per step; lower the resolution if it does not fit.")
+
+
+def zerosmooth_input_video() -> Graph:
+    g = Graph("zerosmooth_interpolate_video",
+              "# ZeroSmooth: interpolate your own clip ×2\nYour frames become the key frames (the base branch follows "
+              "them, forward-noised at every step) and SVD-XT fills in one frame between each pair. Load the clip "
+              "as an animated WEBP/GIF; set key_frames to its frame count (8 here). The first frame is the image "
+              "condition.", tiny_frames=16, tiny_sets=("BasicScheduler.steps=2",))
+    g.note("key_frames on Self-Cascade Interpolate must equal the number of frames of the clip.")
+    g.add(1, "ImageOnlyCheckpointLoader", ckpt_name=SVD_CKPT)
+    g.add(2, "VideoLinearCFGGuidance", model=(1, 0), min_cfg=1.0)
+    g.add(3, "LoadImage", title="Input clip (animated WEBP/GIF)", image=INPUT_VIDEO)
+    g.add(4, "ImageScale", image=(3, 0), upscale_method="bilinear", width=1024, height=576, crop="center")
+    g.add(5, "ImageFromBatch", title="First frame", image=(4, 0), batch_index=0, length=1)
+    g.add(6, "VAEEncode", pixels=(4, 0), vae=(1, 2))
+    g.add(7, "SVD_img2vid_Conditioning", clip_vision=(1, 1), init_image=(5, 0), vae=(1, 2), width=1024, height=576,
+          video_frames=8, motion_bucket_id=180, fps=7, augmentation_level=0.02)
+    g.add(8, "ZeroVideo.HiddenStateCorrection", model=(2, 0), strength=0.8)
+    g.add(9, "ZeroVideo.SelfCascadeInterpolate", model=(8, 0), positive=(7, 0), negative=(7, 1), factor="x2",
+          key_frames=8, cfg=2.5, key_frames_video=(6, 0))
+    g.add(10, "RandomNoise", noise_seed=7)
+    g.add(11, "KSamplerSelect", sampler_name="euler")
+    g.add(12, "BasicScheduler", model=(1, 0), scheduler="karras", steps=25, denoise=1.0)
+    g.add(13, "SamplerCustomAdvanced", noise=(10, 0), guider=(9, 0), sampler=(11, 0), sigmas=(12, 0),
+          latent_image=(9, 1))
+    _decode_and_save(g, 14, (13, 0), (1, 2), g.name, 14.0)
+    return g
+
+
+def zerosmooth_side_by_side() -> Graph:
+    g = Graph("zerosmooth_direct_vs_corrected",
+              "# Direct inference vs ZeroSmooth, same seed\nLeft: SVD-XT asked for 50 frames directly (the paper's "
+              "'direct inference' ablation: the self-cascade without Hidden State Correction). Right: the same run "
+              "with Hidden State Correction. Same noise, same conditioning.",
+              tiny_frames=4, tiny_sets=("ZeroVideo.SelfCascadeInterpolate.key_frames=2", "BasicScheduler.steps=2"))
+    _svd_start(g)
+    g.add(5, "ZeroVideo.HiddenStateCorrection", model=(2, 0), strength=0.8)
+    g.add(6, "ZeroVideo.SelfCascadeInterpolate", title="Direct inference", model=(2, 0), positive=(4, 0),
+          negative=(4, 1), factor="x2", key_frames=25, cfg=2.5)
+    g.add(7, "ZeroVideo.SelfCascadeInterpolate", title="ZeroSmooth", model=(5, 0), positive=(4, 0), negative=(4, 1),
+          factor="x2", key_frames=25, cfg=2.5)
+    g.add(8, "RandomNoise", noise_seed=7)
+    g.add(9, "KSamplerSelect", sampler_name="euler")
+    g.add(10, "BasicScheduler", model=(1, 0), scheduler="karras", steps=25, denoise=1.0)
+    g.add(11, "SamplerCustomAdvanced", title="Direct inference", noise=(8, 0), guider=(6, 0), sampler=(9, 0),
+          sigmas=(10, 0), latent_image=(6, 1))
+    g.add(12, "SamplerCustomAdvanced", title="ZeroSmooth", noise=(8, 0), guider=(7, 0), sampler=(9, 0),
+          sigmas=(10, 0), latent_image=(7, 1))
+    g.add(13, "ZeroVideo.LatentVideoInfo", latent=(12, 0))
+    g.add(14, "VAEDecode", samples=(11, 0), vae=(1, 2))
+    g.add(15, "VAEDecode", samples=(13, 0), vae=(1, 2))
+    g.add(16, "ImageStitch", title="Left: direct, right: ZeroSmooth", image1=(14, 0), image2=(15, 0),
+          direction="right", match_image_size=True, spacing_width=8, spacing_color="white")
+    g.add(17, "SaveAnimatedWEBP", images=(16, 0), filename_prefix=f"ZeroVideo/{g.name}", fps=14.0, lossless=False,
+          quality=85, method="default")
+    return g
+
+
 def zs2_text_to_video() -> Graph:
     g = Graph("zs2_text_to_video",
               "# ZS²: zero-shot text to video (SD1.5)\nDependency noise (λ = 0.01: neighbouring frames start from "
@@ -414,8 +513,8 @@ def zs2_sweep() -> Graph:
 
 
 GRAPHS = [sd15_frames_baseline, svd_img2vid_baseline, t2vz_text_to_video, t2vz_graph_form, t2vz_controlnet_video,
-          t2vz_video_instruct_pix2pix, zs2_text_to_video, zs2_t2vz_motion, zs2_sweep, exvideo_128_frames,
-          exvideo_training_free]
+          t2vz_video_instruct_pix2pix, zs2_text_to_video, zs2_t2vz_motion, zs2_sweep, zerosmooth_x2, zerosmooth_x4,
+          zerosmooth_input_video, zerosmooth_side_by_side, exvideo_128_frames, exvideo_training_free]
 
 
 def write_all(object_info: dict, folder: Path = WORKFLOWS) -> list[Path]:
