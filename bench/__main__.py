@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import patch_overhead, t2vz, t2vz_diffusers, zs2
+from bench import exvideo, patch_overhead, t2vz, t2vz_diffusers, zerosmooth, zs2
 
 BENCHMARKS = {
     "patch_overhead": patch_overhead.run,
     "t2vz": t2vz.run,
     "t2vz_diffusers": t2vz_diffusers.run,
     "zs2": zs2.run,
+    "zerosmooth": zerosmooth.run,
+    "exvideo": exvideo.run,
 }
 
 
@@ -25,7 +27,7 @@ def main(argv=None) -> int:
     p.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--full", action="store_true", help="full-size architectures (GPU)")
-    p.add_argument("--repeats", type=int, default=9)
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (default: per benchmark)")
     args = p.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
@@ -33,7 +35,8 @@ def main(argv=None) -> int:
     import os
     os.environ["ZEROVIDEO_DEVICE"] = args.device
     for name in args.names or list(BENCHMARKS):
-        BENCHMARKS[name](device=args.device, full=args.full, repeats=args.repeats)
+        kw = {} if args.repeats is None else {"repeats": args.repeats}
+        BENCHMARKS[name](device=args.device, full=args.full, **kw)
     return 0
 
 

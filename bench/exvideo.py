@@ -1,0 +1,32 @@
+"""ExVideo: step time and peak memory of the extended vs the stock SVD at T = 25, 64, 128 frames (goal: linear
+memory in T, ≤ 1.15× time at equal T)."""
+from __future__ import annotations
+
+from bench import models
+from bench.common import compare, save_table
+
+
+def run(device: str = "cpu", full: bool = False, repeats: int = 3):
+    mp = models.svd(full, device)
+    from scripts import tiny_models
+    from scripts.comfy_env import import_pack
+    import_pack()
+    from zerovideo.nodes.exvideo import apply_extension
+    extended = apply_extension(mp, tiny_models.exvideo_extension(mp, 128, perturb=1e-3))  # conv path active
+    h, w = (512, 512) if full else (32, 32)
+    pos, neg = models.svd_conds(mp, h, w)
+    rows = {}
+    for frames in (25, 64, 128):
+        res = compare(f"exvideo_T{frames}" + ("_full" if full else ""),
+                      (f"stock SVD, {frames} frames", models.sampling_call(mp, pos, neg, frames, h, w, steps=1, cfg=2.0)),
+                      [(f"ExVideo, {frames} frames", models.sampling_call(extended, pos, neg, frames, h, w, steps=1,
+                                                                          cfg=2.0))],
+                      device=device, repeats=repeats, write=False)
+        rows[frames] = {"stock_s": res[0].median_s, "exvideo_s": res[1].median_s, "time_ratio": res[1].time_ratio,
+                        "stock_peak_bytes": res[0].peak_mem_bytes, "exvideo_peak_bytes": res[1].peak_mem_bytes}
+    print("\nT     time x   ExVideo time/T (ms)   ExVideo peak/T (MiB)")
+    for frames, r in rows.items():
+        print(f"{frames:<5} {r['time_ratio']:6.3f}   {r['exvideo_s'] / frames * 1000:10.2f}"
+              f"            {r['exvideo_peak_bytes'] / frames / 2**20:8.2f}")
+    save_table("exvideo_scaling" + ("_full" if full else ""), device, rows, {"size": [h, w], "steps": 1})
+    return rows
