@@ -316,5 +316,10 @@ def default_server(workdir: Path, extra_args=()) -> ComfyServer:
     comfy = Path(os.environ.get("ZEROVIDEO_COMFYUI_DIR") or host.comfyui_dir())
     root = tiny_models.default_folder()
     dirs = {kind: root / kind for kind in sorted(set(tiny_models.FOLDERS.values()))}
-    return ComfyServer(comfy, os.environ.get("ZEROVIDEO_SERVER_PYTHON", sys.executable), workdir,
-                       model_dirs=dirs, extra_args=extra_args)
+    server = ComfyServer(comfy, os.environ.get("ZEROVIDEO_SERVER_PYTHON", sys.executable), workdir,
+                         model_dirs=dirs, extra_args=extra_args)
+    scratch = Path(workdir) / "models"  # a models folder of this server's own (tests drop files there)
+    for kind in MODEL_KINDS:
+        (scratch / kind).mkdir(parents=True, exist_ok=True)
+    server.model_roots.append(scratch)
+    return server
