@@ -6,6 +6,7 @@
     python3 scripts/host.py run WF [ARGS]    setup, then run a workflow through a headless ComfyUI
     python3 scripts/host.py bench [ARGS]     setup, then run the benchmarks
     python3 scripts/host.py workflows        regenerate workflows/ (UI + API twins) from scripts/make_workflows.py
+    python3 scripts/host.py docs             regenerate the node help pages web/docs/ from the node schemas
     python3 scripts/host.py info             print where everything lives
 
 Only the standard library is used here: this file runs before anything else is installed.
@@ -198,6 +199,8 @@ def main(argv: list[str]) -> int:
         return subprocess.call([str(py), "-m", "scripts.run_workflow", *rest], env=env)
     if cmd == "workflows":
         return subprocess.call([str(py), "-m", "scripts.make_workflows", *rest], cwd=REPO, env=env)
+    if cmd == "docs":
+        return subprocess.call([str(py), "-m", "scripts.make_docs", *rest], cwd=REPO, env=env)
     if cmd == "bench":
         return subprocess.call([str(py), "-m", "bench", *rest], cwd=REPO, env=env)
     print(f"unknown command {cmd!r}\n{__doc__}", file=sys.stderr)

@@ -118,3 +118,13 @@ def test_bad_inputs_return_node_errors_and_the_server_keeps_serving(server, clie
 
     good = tiny_prompt(object_info, "sd15_frames_baseline", ["KSampler.seed=99"])
     assert client.run(good)["status"]["status_str"] == "success"
+
+
+def test_node_help_pages_are_current_and_served(client, object_info, node_ids, tmp_path):
+    from scripts import make_docs
+    make_docs.write_all(object_info, tmp_path)
+    for node_id in node_ids:
+        shipped = REPO / "web" / "docs" / f"{node_id}.md"
+        assert shipped.read_text() == (tmp_path / f"{node_id}.md").read_text(), f"{shipped} is stale: host.py docs"
+        status, body = client.request(f"/extensions/ZeroVideo/docs/{node_id}.md")
+        assert status == 200 and body.decode().startswith("# "), node_id
