@@ -8,6 +8,7 @@ by parity even when `F == h·w` makes the shapes identical.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 
@@ -216,3 +217,20 @@ def patch_frame_positions(model, blocks, provider, holder: VideoFrames) -> None:
     for path, block in blocks:
         model.add_object_patch(f"diffusion_model.{path}.time_pos_embed.forward",
                                functools.partial(_positions_forward, block.time_pos_embed, provider, holder))
+
+
+@contextlib.contextmanager
+def noise_sampler_override(sampler, noise_sampler):
+    """Give a k-diffusion SAMPLER (KSAMPLER) this `noise_sampler(sigma, sigma_next)` for one run, if its
+    function takes one (ancestral / SDE samplers); others are left as they are. Restored afterwards."""
+    import inspect
+    options = getattr(sampler, "extra_options", None)
+    fn = getattr(sampler, "sampler_function", None)
+    if options is None or fn is None or "noise_sampler" not in inspect.signature(fn).parameters:
+        yield False
+        return
+    sampler.extra_options = dict(options, noise_sampler=noise_sampler)
+    try:
+        yield True
+    finally:
+        sampler.extra_options = options

@@ -99,8 +99,15 @@ class SelfCascadeGuider(comfy.samplers.CFGGuider):
         noises = Z.stage_noise(noise, self.stages)
         latents = Z.stage_noise(latent_image, self.stages)
         self.stage_noise = noises[0]
-        out = super().sample(torch.cat(noises), torch.cat(latents), sampler, sigmas, None, callback, disable_pbar,
-                             seed, **kwargs)
+        # ancestral/SDE samplers: per-step noise drawn for the longest stage and shared like the initial noise
+        g = torch.Generator().manual_seed((seed or 0) + 1)
+
+        def shared_noise(sigma, sigma_next):
+            n = torch.randn(noise.shape, generator=g)
+            return torch.cat(Z.stage_noise(n, self.stages)).to(sigma.device)
+        with _patching.noise_sampler_override(sampler, shared_noise):
+            out = super().sample(torch.cat(noises), torch.cat(latents), sampler, sigmas, None, callback,
+                                 disable_pbar, seed, **kwargs)
         sizes = [self.frames(s) for s in range(self.stages)]
         self.last_stages = list(torch.split(out, sizes))  # every stage's result, for inspection and tests
         return out[-total:]

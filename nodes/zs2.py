@@ -1,8 +1,6 @@
 """ZS² (Chen et al., arXiv 2407.21475): dependency noise model and temporal momentum attention."""
 from __future__ import annotations
 
-import inspect
-
 import comfy.patcher_extension
 import torch
 from comfy_api.latest import io
@@ -147,16 +145,10 @@ class DependencyNoiseSampling:
                 args[4] = new
             else:
                 kwargs["noise"] = new
-        sampler = executor.class_obj
-        options = getattr(sampler, "extra_options", None)
-        fn = getattr(sampler, "sampler_function", None)
-        if not self.per_step or options is None or fn is None or "noise_sampler" not in inspect.signature(fn).parameters:
+        if not self.per_step:
             return executor(*args, **kwargs)
-        sampler.extra_options = dict(options, noise_sampler=self.noise_sampler(noise.shape, seed))
-        try:
+        with _patching.noise_sampler_override(executor.class_obj, self.noise_sampler(noise.shape, seed)):
             return executor(*args, **kwargs)
-        finally:
-            sampler.extra_options = options
 
     def noise_sampler(self, shape, seed: int):
         alpha = dnm.alpha_closed_form(self.lam)

@@ -107,3 +107,17 @@ def test_bad_inputs_are_clear_errors(zs, svd, comfy):
     with pytest.raises(ValueError, match="makes 8 frames, but the latent has 5 frames"):
         guider.sample(torch.randn(5, 4, SIZE, SIZE), torch.zeros(5, 4, SIZE, SIZE),
                       comfy.samplers.sampler_object("euler"), sigmas, seed=0, disable_pbar=True)
+
+
+def test_ancestral_samplers_run_deterministically_with_the_shared_noise_sampler_restored(zs, svd):
+    import comfy.samplers
+    pos, neg = svd_conds(svd, SIZE, SIZE)
+    guider, latent = zs.SelfCascadeInterpolate.execute(model=hsc(zs, svd), positive=pos, negative=neg, factor="x2",
+                                                       key_frames=T0, cfg=2.0, color_fix=False).args
+    noise = torch.randn(latent["samples"].shape, generator=gen(7))
+    sigmas = comfy.samplers.calculate_sigmas(svd.get_model_object("model_sampling"), "karras", 2)
+    sampler = comfy.samplers.sampler_object("euler_ancestral")
+    a = guider.sample(noise, latent["samples"], sampler, sigmas, seed=3, disable_pbar=True)
+    b = guider.sample(noise, latent["samples"], sampler, sigmas, seed=3, disable_pbar=True)
+    assert torch.equal(a, b) and torch.isfinite(a).all()
+    assert "noise_sampler" not in sampler.extra_options  # restored after the run
