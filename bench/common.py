@@ -2,8 +2,9 @@
 
 Each benchmark times a baseline and one or more variants **in the same process**, with warm-up and
 several repeats, and reports the median time and peak memory of each as a ratio to the baseline.
-Peak memory is `torch.cuda.max_memory_allocated` on CUDA, and the peak RSS growth above the level before
-the call (sampled every 2 ms) on CPU. Results are printed and written to bench/results/NAME-DEVICE.json.
+Peak memory is `torch.cuda.max_memory_allocated` on CUDA; on CPU it is the peak of the bytes torch allocated
+and had not yet freed during the call, from the profiler's per-op allocation records (deterministic, unlike
+RSS, which the allocator's reuse of freed pages makes meaningless at this scale). Results are printed and written to bench/results/NAME-DEVICE.json.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import json
 import os
 import platform
 import statistics
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,35 +29,6 @@ class Measurement:
     time_ratio: float = 1.0
     mem_ratio: float = 1.0
     extra: dict = field(default_factory=dict)
-
-
-class _RssSampler:
-    def __init__(self):
-        import psutil
-        self.proc = psutil.Process()
-        self.peak = 0
-        self._stop = threading.Event()
-
-    def __enter__(self):
-        self.base = self.proc.memory_info().rss
-        self.peak = self.base
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        return self
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.002)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self.thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.base
 
 
 def _sync(device: str):
@@ -78,9 +49,14 @@ def _peak(fn, device: str) -> int:
         fn()
         _sync(device)
         return torch.cuda.max_memory_allocated() - base
-    with _RssSampler() as s:
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    return s.growth
+    live = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak
 
 
 def compare(name: str, baseline: tuple[str, Callable], variants: list[tuple[str, Callable]],
