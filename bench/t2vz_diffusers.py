@@ -20,6 +20,9 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import math
+import os
+import statistics
+import time
 import warnings
 from pathlib import Path
 
@@ -49,11 +52,7 @@ INSTALL_HINT = ("diffusers is not installed, so this benchmark cannot run. Insta
 
 def comfy_unet_config(full: bool) -> dict:
     from scripts import tiny_models
-    if not full:
-        return dict(tiny_models.SD15_TINY_UNET)
-    # The real SD1.5 output layout. ComfyUI pops transformer_depth_output from the END (shallowest level
-    # last in the list is the deepest output block first), so attention sits in output blocks 0-8.
-    return dict(tiny_models.SD15_FULL_UNET, transformer_depth_output=[1] * 9 + [0] * 3)
+    return dict(tiny_models.SD15_FULL_UNET if full else tiny_models.SD15_TINY_UNET)
 
 
 def diffusers_unet_kwargs(cfg: dict, heads: int) -> dict:
@@ -82,6 +81,7 @@ def diffusers_unet_kwargs(cfg: dict, heads: int) -> dict:
         block_out_channels=tuple(cfg["model_channels"] * m for m in mult), layers_per_block=tuple(nrb),
         down_block_types=tuple("CrossAttnDownBlock2D" if d else "DownBlock2D" for d in down_depth),
         up_block_types=tuple("CrossAttnUpBlock2D" if d else "UpBlock2D" for d in up_depth),
+        # (levels without attention ignore their entry; diffusers wants a positive number there)
         transformer_layers_per_block=tuple(max(d, 1) for d in down_depth),
         reverse_transformer_layers_per_block=tuple(max(d, 1) for d in up_depth),
         mid_block_type="UNetMidBlock2DCrossAttn", cross_attention_dim=cfg["context_dim"],
@@ -180,12 +180,10 @@ class Setup:
         self.size = (h, w)
         self.cfg = comfy_unet_config(full)
         self.mp = tiny_models.patcher(tiny_models.sd15_model(self.cfg, seed=SEED, dtype=self.dtype))
-        base = self.mp.model
-        self.scale = float(base.latent_format.scale_factor)
+        self.scale = float(self.mp.model.latent_format.scale_factor)
         self.ms = self.mp.get_model_object("model_sampling")
         unet = diffusers_unet_from_comfy(self.mp).to(device)
         tokenizer, encoder = text_encoder(self.cfg["context_dim"], SEED + 1, self.dtype)
-        self.scheduler_config = SD15_DDIM
         parts = dict(vae=tiny_vae(self.dtype), text_encoder=encoder, tokenizer=tokenizer, unet=unet,
                      scheduler=DDIMScheduler(**SD15_DDIM), safety_checker=None, feature_extractor=None,
                      requires_safety_checker=False)
@@ -310,9 +308,9 @@ def frame_diffs(a: torch.Tensor, b: torch.Tensor) -> list[float]:
 def unet_step_times(s: Setup, n: int = 5) -> dict:
     """Median time of one U-Net forward at the video batch (cond + uncond of every frame), each library's
     own module, for reading the whole-procedure ratio. Same weights, same inputs."""
-    import statistics
-    import time
+    import comfy.model_management
     from bench.common import _sync
+    comfy.model_management.load_models_gpu([s.mp])
     h, w = s.size
     b = 2 * s.frames
     x = torch.randn(b, 4, h // 8, w // 8).to(s.device, s.dtype)
@@ -320,34 +318,27 @@ def unet_step_times(s: Setup, n: int = 5) -> dict:
     ctx = torch.randn(b, 77, s.cfg["context_dim"]).to(s.device, s.dtype)
     dm = s.mp.model.diffusion_model
     calls = {"ComfyUI": lambda: dm(x, t, ctx), "diffusers": lambda: s.pipe.unet(x, t, encoder_hidden_states=ctx)}
-    out = {}
+    times = {name: [] for name in calls}
     with torch.no_grad():
-        for name, fn in calls.items():
-            fn()
-            times = []
-            for _ in range(n):
+        for fn in calls.values():
+            fn()  # warm-up
+        for _ in range(n):  # interleaved, like compare()
+            for name, fn in calls.items():
                 _sync(s.device)
                 t0 = time.perf_counter()
                 fn()
                 _sync(s.device)
-                times.append(time.perf_counter() - t0)
-            out[name] = statistics.median(times)
-    return out
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
 # --- the benchmark ------------------------------------------------------------------------------
-
-CPU_MAX_REPEATS = 5  # each run is a whole 50-step video; keeps the CPU default near two minutes
-
 
 def run(device: str = "cpu", full: bool = False, repeats: int = 9):
     if importlib.util.find_spec("diffusers") is None:
         print(f"\n== {NAME} ==\n{INSTALL_HINT}")
         return None
     import diffusers
-    if device == "cpu" and repeats > CPU_MAX_REPEATS:
-        print(f"[{NAME}] repeats capped at {CPU_MAX_REPEATS} on CPU (each run is a whole video)")
-        repeats = CPU_MAX_REPEATS
     torch.manual_seed(SEED)
     s = Setup(device, full)
     h, w = s.size
@@ -395,41 +386,68 @@ def run(device: str = "cpu", full: bool = False, repeats: int = 9):
 
     ts = [int(t) for t in s.pipe.scheduler.timesteps]
     lvl_t1, lvl_t0 = ts[-T1 - 1], ts[-T0 - 1]
+    sigma_end = float(s.sigmas[-1])
+    exact = diffs["vs_diffusers_exact_forward_loop"]
     print(f"""
-Matched on purpose: U-Net weights; prompt embeddings (prompt and empty negative, one text encoder, given
-  to ComfyUI as conditioning); timesteps {ts[0]}…{ts[-1]}; frame 0's start x_T (diffusers: VP N(0,I) at t={ts[0]}; ComfyUI's
-  unit noise is multiplied by σ_first into VE space, so it gets x_T·√(1+σ²)/σ); the warp (kernels/warp.py
-  reproduces diffusers' grid); the re-noising tensor (seeded generator, checked above). DDIM with η=0 is
-  the same update as ComfyUI's "ddim" (Euler in σ space), so no other change is needed.
+Matched on purpose: U-Net weights; prompt embeddings (prompt and empty negative, from one text encoder,
+  given to ComfyUI as conditioning); timesteps {ts[0]}…{ts[-1]}; frame 0's start x_T (diffusers: VP N(0,I) at
+  t={ts[0]}; ComfyUI multiplies its unit noise by σ_first into VE space, so it gets x_T·√(1+σ²)/σ); the warp
+  (kernels/warp.py reproduces diffusers' grid); the re-noising tensor (seeded generator, checked above).
+  DDIM with η=0 is the same update as ComfyUI's "ddim" (Euler in σ space): nothing to change there.
 Remaining, explained differences:
   1. The last step. ComfyUI's ddim_uniform ends at σ=0 (the clean x0 prediction); diffusers' SD1.5 DDIM
-     ends at ᾱ_0 (set_alpha_to_one=False), which leaves σ(t=0)·ε ≈ 0.029·ε of noise. In the matched run
-     our sampler gets the same σ list with its last σ set to σ(t=0) = {float(s.sigmas[-1]):.4f}; the "stock" row
-     shows what this one difference is worth.
+     ends at ᾱ_0 (set_alpha_to_one=False), which leaves σ(t=0)·ε = {sigma_end:.4f}·ε of noise. In the matched
+     run our sampler gets the same σ list with its last σ set to σ(t=0); the "stock" row shows what this
+     one difference is worth.
   2. Re-noising (frames 1-{last} only). diffusers' forward_loop uses prod(alphas[t0:t1]) with t0 = {lvl_t0},
-     t1 = {lvl_t1}, i.e. ᾱ({lvl_t1 - 1})/ᾱ({lvl_t0 - 1}): one timestep below the levels its latents are at. Ours adds
-     noise from σ({lvl_t0}) to σ({lvl_t1}) exactly. The "exact forward_loop" rows run diffusers with only that
-     formula corrected: ours then matches it on every frame to the level of frame 0.
-  3. Float rounding only: cfg applied to the x0 prediction (ComfyUI) vs to ε (diffusers), the same formula;
-     ᾱ in float64 vs float32; different attention/conv call shapes. This is all that frame 0 sees.""")
+     t1 = {lvl_t1}, i.e. ᾱ({lvl_t1 - 1})/ᾱ({lvl_t0 - 1}), one timestep below the levels its latents are at;
+     ours adds noise from σ({lvl_t0}) to σ({lvl_t1}). The "exact forward_loop" rows run diffusers with only
+     that formula corrected: frames 1-{last} then differ by {max(exact[1:]):.1e} (frame 0: {exact[0]:.1e}).
+  3. Float rounding: cfg applied to the x0 prediction (ComfyUI) vs to ε (diffusers), the same formula;
+     ᾱ in float64 vs float32; other attention/conv call shapes. Frame 0 sees only this.""")
 
-    results = compare(NAME, ("diffusers TextToVideoZeroPipeline", s.theirs),
-                      [("ZeroVideo Text2VideoZeroSampler (ComfyUI)", s.ours)], device=device,
+    # CPU time of this process per call, next to compare's wall clock: on a shared machine other processes
+    # stretch the wall time of whichever call they overlap, much less its CPU time.
+    cpu_s = {"diffusers": [], "ours": []}
+
+    def cpu_timed(key, fn):
+        def call():
+            t = time.process_time()
+            fn()
+            cpu_s[key].append(time.process_time() - t)
+        return call
+
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    results = compare(NAME, ("diffusers TextToVideoZeroPipeline", cpu_timed("diffusers", s.theirs)),
+                      [("ZeroVideo Text2VideoZeroSampler (ComfyUI)", cpu_timed("ours", s.ours))], device=device,
                       warmup=0,  # both paths already ran twice above
                       repeats=repeats, write=False)
     ratio = results[1].time_ratio
+    cpu_med = {k: statistics.median(v) for k, v in cpu_s.items()}
+    cpu_ratio = cpu_med["ours"] / cpu_med["diffusers"]
     step = unet_step_times(s)
-    print(f"time ratio ours/diffusers: {ratio:.3f} (median of {repeats} interleaved runs). Each call is the "
-          f"whole procedure with its per-call overhead (ComfyUI: model load check, cond preparation; diffusers: "
-          f"prompt encoding with the tiny text encoder, 512x512 motion fields).")
+    print(f"time ratio ours/diffusers: {ratio:.3f} wall clock (median of {repeats} interleaved runs), "
+          f"{cpu_ratio:.3f} in process CPU time. Each call is the whole procedure with its per-call overhead "
+          f"(ComfyUI: model load check, cond preparation; diffusers: prompt encoding with the tiny text encoder, "
+          f"512x512 motion fields).")
     print(f"one U-Net forward at batch {2 * s.frames}: ComfyUI {step['ComfyUI'] * 1000:.1f} ms, diffusers "
-          f"{step['diffusers'] * 1000:.1f} ms (ratio {step['ComfyUI'] / step['diffusers']:.3f}); peak-memory "
+          f"{step['diffusers'] * 1000:.1f} ms (ratio {step['ComfyUI'] / step['diffusers']:.3f}). Peak-memory "
           f"figures on CPU are RSS growth and mostly noise at this size.")
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    cores = os.cpu_count() or 1
+    # This process alone accounts for about torch.get_num_threads() of the load average.
+    if max(load_before, load_after) - torch.get_num_threads() > 0.5 * cores:
+        print(f"NOTE: other processes were busy (1-min load average {load_before:.1f} before and {load_after:.1f} "
+              f"after the timed runs, on {cores} CPUs): the wall-clock ratio is unreliable; rerun on an idle "
+              f"machine.")
 
     rows = {
         "timing": {m.label: {"median_s": m.median_s, "times_s": m.times_s, "peak_mem_bytes": m.peak_mem_bytes}
                    for m in results},
         "time_ratio_ours_over_diffusers": ratio,
+        "cpu_time_s": cpu_med,
+        "cpu_time_ratio_ours_over_diffusers": cpu_ratio,
+        "load_average_before_after_timing": [load_before, load_after],
         "unet_forward_s": step,
         "unet_forward_max_abs_diff": unet_err,
         "schedule": sched,
@@ -442,6 +460,6 @@ Remaining, explained differences:
              "motion": [MOTION, MOTION], "prompt": PROMPT, "seed": SEED, "repeats": repeats,
              "unet": f"{'full' if full else 'tiny'} SD1.5 layout, random weights", "diffusers": diffusers.__version__,
              "diffusers_scheduler": SD15_DDIM, "ours_sigmas": "ddim_uniform 50 with the last sigma set to sigma(t=0)",
-             "units": "diffusers latents (scaled by 0.18215, VP)"}
+             "units": f"diffusers latents (scaled by {s.scale:g}, VP)"}
     save_table(NAME + ("_full" if full else ""), device, rows, notes)
     return rows

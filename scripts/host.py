@@ -46,6 +46,8 @@ EXTRA_PINS = [
     "einops",
     "safetensors",
 ]
+# Only for `host.py bench` (the diffusers comparison); installed on first use.
+BENCH_PINS = ["diffusers"]
 # ComfyUI requirements we never install (see HOST.md: the PyPI torchaudio build breaks torch's import).
 SKIPPED_REQUIREMENTS = {"torchaudio"}
 
@@ -202,6 +204,9 @@ def main(argv: list[str]) -> int:
     if cmd == "docs":
         return subprocess.call([str(py), "-m", "scripts.make_docs", *rest], cwd=REPO, env=env)
     if cmd == "bench":
+        # the comparison with diffusers' TextToVideoZeroPipeline needs diffusers (bench only, not the tests)
+        if subprocess.call([str(py), "-c", "import diffusers"], stderr=subprocess.DEVNULL) != 0:
+            run([py, "-m", "pip", "install", "--disable-pip-version-check", "-q", *BENCH_PINS])
         return subprocess.call([str(py), "-m", "bench", *rest], cwd=REPO, env=env)
     print(f"unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
     return 2
