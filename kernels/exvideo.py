@@ -114,10 +114,13 @@ def positional_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     """ExVideo's Conv3d on temporal-block input `(videos·h·w, T, C)`, per video, reflect padding."""
     s, t, c = x.shape
     v = x.view(videos, h, w, t, c).permute(0, 4, 3, 1, 2)  # (videos, C, T, h, w)
-    for dim, size in ((2, t), (1, h), (0, w)):  # pad W, H, T; a length-1 axis cannot reflect: repeat it
-        pad = [0] * 6
-        pad[2 * dim:2 * dim + 2] = [1, 1]
-        v = F.pad(v, pad, mode="reflect" if size > 1 else "replicate")
+    if min(t, h, w) > 1:
+        v = F.pad(v, (1,) * 6, mode="reflect")
+    else:  # a length-1 axis cannot reflect: pad axis by axis, repeating the length-1 ones
+        for dim, size in ((2, t), (1, h), (0, w)):
+            pad = [0] * 6
+            pad[2 * dim:2 * dim + 2] = [1, 1]
+            v = F.pad(v, pad, mode="reflect" if size > 1 else "replicate")
     v = F.conv3d(v, weight.to(v), None if bias is None else bias.to(v))
     return v.permute(0, 3, 4, 2, 1).reshape(s, t, c)
 

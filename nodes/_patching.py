@@ -28,6 +28,18 @@ def self_attention_blocks(model) -> list:
             if isinstance(m, comfy_attention.BasicTransformerBlock) and not m.disable_self_attn]
 
 
+def attention_keys(model) -> list[tuple[str, int]]:
+    """(block name, number) of every transformer stack of the U-Net, as `patches_replace` keys them."""
+    dm = model.get_model_object("diffusion_model")
+    keys = []
+    for name, blocks in (("input", dm.input_blocks), ("output", dm.output_blocks)):
+        keys += [(name, i) for i, block in enumerate(blocks)
+                 if any(isinstance(m, comfy_attention.SpatialTransformer) for m in block)]
+    if any(isinstance(m, comfy_attention.SpatialTransformer) for m in dm.middle_block):
+        keys.append(("middle", 0))
+    return keys
+
+
 def require_unet_self_attention(model, node: str) -> None:
     if not self_attention_blocks(model):
         name = type(model.get_model_object("diffusion_model")).__name__

@@ -305,20 +305,6 @@ class CorrectionAttention:
         return Z.blend(o, o_hat, w)
 
 
-def attention_keys(model) -> list[tuple[str, int]]:
-    """(block name, number) of every transformer stack, as patches_replace keys them."""
-    import comfy.ldm.modules.attention as att
-    dm = model.get_model_object("diffusion_model")
-    keys = []
-    for name, blocks in (("input", dm.input_blocks), ("output", dm.output_blocks)):
-        for i, block in enumerate(blocks):
-            if any(isinstance(m, att.SpatialTransformer) for m in block):
-                keys.append((name, i))
-    if any(isinstance(m, att.SpatialTransformer) for m in dm.middle_block):
-        keys.append(("middle", 0))
-    return keys
-
-
 class HiddenStateCorrection(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -366,7 +352,7 @@ class HiddenStateCorrection(io.ComfyNode):
         _patching.patch_frame_positions(m, blocks, functools.partial(_interpolated_positions, holder), holder)
         attn1 = CorrectionAttention("attn1", strength, schedule, loop)
         attn2 = CorrectionAttention("attn2", strength, schedule, loop)
-        for key in attention_keys(m):
+        for key in _patching.attention_keys(m):
             m.set_model_attn1_replace(attn1, *key)
             m.set_model_attn2_replace(attn2, *key)
         return io.NodeOutput(m)

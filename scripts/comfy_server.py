@@ -323,3 +323,11 @@ def default_server(workdir: Path, extra_args=()) -> ComfyServer:
         (scratch / kind).mkdir(parents=True, exist_ok=True)
     server.model_roots.append(scratch)
     return server
+
+
+def live_object_info() -> dict:
+    """/object_info of a throw-away headless server (for the workflow and help-page generators)."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="zv-info-") as tmp:
+        with default_server(Path(tmp)) as server:
+            return server.client().object_info()

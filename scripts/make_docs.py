@@ -75,13 +75,8 @@ def write_all(object_info: dict, folder: Path = DOCS) -> list[Path]:
 
 
 def main() -> int:
-    import tempfile
-
-    from scripts.comfy_server import default_server
-    with tempfile.TemporaryDirectory(prefix="zv-docs-") as tmp:
-        with default_server(Path(tmp)) as server:
-            info = server.client().object_info()
-    for p in write_all(info):
+    from scripts.comfy_server import live_object_info
+    for p in write_all(live_object_info()):
         print("wrote", p.relative_to(REPO))
     return 0
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 from scripts.workflow import has_control_widget, is_widget, _input_specs
@@ -530,11 +529,8 @@ def write_all(object_info: dict, folder: Path = WORKFLOWS) -> list[Path]:
 
 
 def main() -> int:
-    from scripts.comfy_server import default_server
-    with tempfile.TemporaryDirectory(prefix="zv-wf-") as tmp:
-        with default_server(Path(tmp)) as server:
-            info = server.client().object_info()
-    for p in write_all(info):
+    from scripts.comfy_server import live_object_info
+    for p in write_all(live_object_info()):
         print("wrote", p.relative_to(REPO))
     return 0
 

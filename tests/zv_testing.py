@@ -37,16 +37,8 @@ def sample(mp, noise, positive, negative, steps=3, cfg=5.0, sampler="euler", sch
 
 def attention_block_keys(mp) -> list[tuple[str, int]]:
     """(block name, number) of every transformer stack in the U-Net, as patches_replace keys them."""
-    import comfy.ldm.modules.attention as att
-    dm = mp.get_model_object("diffusion_model")
-    keys = []
-    for name, blocks in (("input", dm.input_blocks), ("output", dm.output_blocks)):
-        for i, block in enumerate(blocks):
-            if any(isinstance(m, att.SpatialTransformer) for m in block):
-                keys.append((name, i))
-    if any(isinstance(m, att.SpatialTransformer) for m in dm.middle_block):
-        keys.append(("middle", 0))
-    return keys
+    from zerovideo.nodes._patching import attention_keys
+    return attention_keys(mp)
 
 
 def force_split_cond_uncond(mp):
