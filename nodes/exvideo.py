@@ -23,6 +23,9 @@ NO_FILE = "(none: training-free modes)"
 KEY = "zerovideo_exvideo"
 
 folder_paths.add_model_folder_path(FOLDER, os.path.join(folder_paths.models_dir, FOLDER))
+_paths, _extensions = folder_paths.folder_names_and_paths[FOLDER]
+if not _extensions:  # an extra_model_paths.yaml entry registers it with no filter: list model files only
+    folder_paths.folder_names_and_paths[FOLDER] = (_paths, set(folder_paths.supported_pt_extensions))
 
 
 def extension_files() -> list[str]:

@@ -32,9 +32,15 @@ EXAMPLES = {
 }
 
 
+# combo inputs whose options are the files a user has: described, not listed
+FILE_INPUTS = {("ZeroVideo.ExVideoTemporalExtend", "extension"): "files in models/exvideo/"}
+
+
 def _range(opts: dict) -> str:
     if "min" in opts or "max" in opts:
         return f"{opts.get('min', '')} … {opts.get('max', '')}"
+    if "files" in opts:
+        return opts["files"]
     if "options" in opts:
         return ", ".join(f"`{o}`" for o in opts["options"])
     return ""
@@ -51,6 +57,8 @@ def page(node_id: str, info: dict) -> str:
             opts = spec[1] if len(spec) > 1 else {}
             if isinstance(spec[0], list):
                 opts = dict(opts, options=spec[0])
+            if (node_id, name) in FILE_INPUTS:
+                opts = dict(opts, files=FILE_INPUTS[(node_id, name)])
             default = opts.get("default", "")
             optional = " (optional)" if section == "optional" else ""
             lines.append(f"| `{name}`{optional} | {typ} | {default} | {_range(opts)} | "
