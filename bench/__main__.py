@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import exvideo, patch_overhead, t2vz, t2vz_diffusers, zerosmooth, zs2
+from bench import exvideo, patch_overhead, soak, t2vz, t2vz_diffusers, zerosmooth, zs2
 
 BENCHMARKS = {
     "patch_overhead": patch_overhead.run,
@@ -18,6 +18,7 @@ BENCHMARKS = {
     "zs2": zs2.run,
     "zerosmooth": zerosmooth.run,
     "exvideo": exvideo.run,
+    "soak": soak.run,
 }
 
 

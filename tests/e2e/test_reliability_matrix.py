@@ -1,0 +1,139 @@
+"""The reliability matrix: bad inputs for every node through the HTTP API, as a user would send them.
+
+Each case must fail the way ComfyUI fails for its own nodes — `node_errors` at validation (HTTP 400 or 200
+with errors) or an `execution_error` — with a message that names the input or the fix, and the same server
+must then run a good prompt.
+"""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from zv_testing import tiny_prompt
+
+from scripts.comfy_server import ComfyError
+
+T2V, ZS2, SD15, SVD = "t2vz_text_to_video", "zs2_text_to_video", "sd15_frames_baseline", "svd_img2vid_baseline"
+ZS_X2, ZS_VIDEO, EXV = "zerosmooth_svd_x2", "zerosmooth_interpolate_video", "exvideo_svd_128_frames"
+QUICK = {T2V: ["EmptyLatentImage.batch_size=3"], ZS2: ["EmptyLatentImage.batch_size=3"],
+         SD15: ["EmptyLatentImage.batch_size=2", "KSampler.steps=1"],
+         ZS_X2: ["ZeroVideo.SelfCascadeInterpolate.key_frames=2", "BasicScheduler.steps=1"],
+         ZS_VIDEO: ["BasicScheduler.steps=1"],
+         EXV: ["SVD_img2vid_Conditioning.video_frames=4", "KSampler.steps=1"]}
+
+# (id, workflow, --set overrides, text the error must contain)
+VALIDATION = [
+    ("steps below min", SD15, ["KSampler.steps=0"], "steps"),
+    ("unknown checkpoint", SD15, ['1.ckpt_name="no_such_model.safetensors"'], "ckpt_name"),
+    ("anchor not an option", T2V, ['ZeroVideo.CrossFrameAttentionPatch.anchor="last"'], "anchor"),
+    ("sigma range inverted", T2V, ["ZeroVideo.CrossFrameAttentionPatch.start_percent=0.9",
+                                   "ZeroVideo.CrossFrameAttentionPatch.end_percent=0.1"], "start_percent"),
+    ("t0 not below t1", T2V, ["ZeroVideo.Text2VideoZeroSampler.t0=47", "ZeroVideo.Text2VideoZeroSampler.t1=44"],
+     "t0"),
+    ("interpolation not an option", T2V, ['ZeroVideo.Text2VideoZeroSampler.interpolation="cubic"'],
+     "interpolation"),
+    ("motion above max", T2V, ["ZeroVideo.Text2VideoZeroSampler.motion_x=1000"], "motion_x"),
+    ("lambda below zero", ZS2, ["ZeroVideo.DependencyNoise.noise_lambda=-0.1"], "noise_lambda"),
+    ("noise mode not an option", ZS2, ['ZeroVideo.DependencyNoise.mode="magic"'], "mode"),
+    ("mu above one", ZS2, ["ZeroVideo.TemporalMomentumAttention.mu=1.5"], "mu"),
+    ("mu below zero", ZS2, ["ZeroVideo.TemporalMomentumAttention.mu=-0.5"], "mu"),
+    ("factor not x2/x4", ZS_X2, ['ZeroVideo.SelfCascadeInterpolate.factor="x3"'], "factor"),
+    ("one key frame", ZS_X2, ["ZeroVideo.SelfCascadeInterpolate.key_frames=1"], "key_frames"),
+    ("correction strength above one", ZS_X2, ["ZeroVideo.HiddenStateCorrection.strength=2.0"], "strength"),
+    ("schedule not an option", ZS_X2, ['ZeroVideo.HiddenStateCorrection.schedule="cosine"'], "schedule"),
+    ("ExVideo mode not an option", EXV, ['ZeroVideo.ExVideoTemporalExtend.mode="magic"'], "mode"),
+    ("ExVideo weights without a file", EXV,
+     ['ZeroVideo.ExVideoTemporalExtend.extension="(none: training-free modes)"'], "needs an extension file"),
+]
+
+# (id, workflow, --set overrides, text the execution error must contain)
+EXECUTION = [
+    ("Text2Video-Zero with one frame", T2V, ["EmptyLatentImage.batch_size=1"], "the latent has 1 frame"),
+    ("dependency noise with one frame", ZS2, ["EmptyLatentImage.batch_size=1"], "at least 2 frames"),
+    ("ExVideo above its table", EXV, ["SVD_img2vid_Conditioning.video_frames=130"], "position table holds 128"),
+    ("input clip frame count differs", ZS_VIDEO, ["ZeroVideo.SelfCascadeInterpolate.key_frames=4"],
+     "input video has 8 frames"),
+    ("input clip size differs", ZS_VIDEO, ["ImageScale.width=128"], "input video is 128x64 px"),
+]
+
+
+def first_node(prompt: dict, class_type: str) -> str:
+    return next(k for k, n in prompt.items() if n["class_type"] == class_type)
+
+
+@pytest.fixture(scope="module")
+def good(client, object_info):
+    """A good prompt; every case is followed by it to show the server still serves."""
+    counter = iter(range(10 ** 6))
+
+    def run():
+        prompt = tiny_prompt(object_info, SD15, QUICK[SD15] + [f"KSampler.seed={1000 + next(counter)}"])
+        assert client.run(prompt)["status"]["status_str"] == "success"
+    return run
+
+
+@pytest.mark.parametrize("case", VALIDATION, ids=[c[0] for c in VALIDATION])
+def test_validation_errors_name_the_input(client, object_info, good, case):
+    _, wf, sets, text = case
+    status, body = client.queue(tiny_prompt(object_info, wf, QUICK.get(wf, []) + sets))
+    assert body.get("node_errors"), (status, body)
+    assert text in str(body["node_errors"]), body["node_errors"]
+    good()
+
+
+@pytest.mark.parametrize("case", EXECUTION, ids=[c[0] for c in EXECUTION])
+def test_execution_errors_are_clear_messages(client, object_info, good, case):
+    _, wf, sets, text = case
+    with pytest.raises(ComfyError, match=text) as err:
+        client.run(tiny_prompt(object_info, wf, QUICK.get(wf, []) + sets))
+    assert "Traceback" not in str(err.value)
+    good()
+
+
+def test_zerosmooth_on_an_image_model_is_refused(client, object_info, good):
+    prompt = tiny_prompt(object_info, SD15, QUICK[SD15])
+    ckpt = first_node(prompt, "CheckpointLoaderSimple")
+    prompt["90"] = {"class_type": "ZeroVideo.HiddenStateCorrection",
+                    "inputs": {"model": [ckpt, 0], "strength": 0.8, "schedule": "linear", "loop": False}}
+    prompt[first_node(prompt, "KSampler")]["inputs"]["model"] = ["90", 0]
+    with pytest.raises(ComfyError, match="needs a Stable Video Diffusion model"):
+        client.run(prompt)
+    good()
+
+
+def test_sampling_a_cascade_with_the_wrong_latent_is_explained(client, object_info, good):
+    prompt = tiny_prompt(object_info, ZS_X2, QUICK[ZS_X2])
+    sampler = first_node(prompt, "SamplerCustomAdvanced")
+    prompt[sampler]["inputs"]["latent_image"] = [first_node(prompt, "SVD_img2vid_Conditioning"), 2]
+    with pytest.raises(ComfyError, match="connect the latent output of Self-Cascade Interpolate"):
+        client.run(prompt)
+    good()
+
+
+def test_a_mask_of_the_wrong_size_is_named(client, object_info, good):
+    prompt = tiny_prompt(object_info, T2V, QUICK[T2V])
+    prompt["90"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 32, "height": 32}}
+    prompt[first_node(prompt, "ZeroVideo.Text2VideoZeroSampler")]["inputs"]["foreground_mask"] = ["90", 0]
+    with pytest.raises(ComfyError, match="foreground_mask is 32x32 px but the video is 64x64 px"):
+        client.run(prompt)
+    good()
+
+
+def test_cfg_one_runs_with_only_the_cond_chunk(client, object_info):
+    prompt = tiny_prompt(object_info, T2V, QUICK[T2V] + ["CFGGuider.cfg=1.0", "RandomNoise.noise_seed=77"])
+    assert client.run(prompt)["status"]["status_str"] == "success"
+
+
+def test_interrupt_stops_a_running_prompt_and_the_server_recovers(client, object_info, good):
+    prompt = tiny_prompt(object_info, SVD, ["SVD_img2vid_Conditioning.video_frames=8", "KSampler.steps=40",
+                                            "KSampler.seed=4242"])
+    started = threading.Event()
+
+    def on_event(kind, data):
+        if kind == "progress" and not started.is_set():
+            started.set()
+            client.interrupt()
+    with pytest.raises(ComfyError, match="interrupted"):
+        client.run(prompt, on_event=on_event)
+    assert started.is_set()
+    good()
