@@ -46,6 +46,9 @@ EXTRA_PINS = [
     "einops",
     "safetensors",
 ]
+# The Comfy Registry's own checker (`comfy node validate`), in a venv of its own: its dependencies stay out of
+# the host's.
+TOOL_PINS = ["comfy-cli==1.23.0"]
 # Only for `host.py bench` (the diffusers comparison); installed on first use.
 BENCH_PINS = ["diffusers"]
 # ComfyUI requirements we never install (see HOST.md: the PyPI torchaudio build breaks torch's import).
@@ -165,6 +168,20 @@ def ensure_venv(comfy: Path) -> Path:
     return python_exe()
 
 
+def ensure_tools() -> Path:
+    """A venv with comfy-cli; returns the path of its `comfy` command."""
+    tools = cache_dir() / "tools-venv"
+    exe = tools / "bin" / "comfy"
+    stamp = tools / ".zerovideo-stamp"
+    wanted = json.dumps(TOOL_PINS)
+    if exe.exists() and stamp.is_file() and stamp.read_text().strip() == wanted:
+        return exe
+    venv.EnvBuilder(with_pip=True, clear=True).create(tools)
+    run([tools / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "-q", *TOOL_PINS])
+    stamp.write_text(wanted + "\n")
+    return exe
+
+
 def setup() -> tuple[Path, Path]:
     comfy = ensure_comfyui()
     py = ensure_venv(comfy)
@@ -196,6 +213,7 @@ def main(argv: list[str]) -> int:
         print(json.dumps({"comfyui": str(comfy), "python": str(py), "cache": str(cache_dir())}, indent=2))
         return 0
     if cmd == "test":
+        env["ZEROVIDEO_COMFY_CLI"] = str(ensure_tools())
         return subprocess.call([str(py), "-m", "pytest", *rest], cwd=REPO, env=env)
     if cmd == "run":
         return subprocess.call([str(py), "-m", "scripts.run_workflow", *rest], env=env)
