@@ -128,3 +128,10 @@ def test_node_help_pages_are_current_and_served(client, object_info, node_ids, t
         assert shipped.read_text() == (tmp_path / f"{node_id}.md").read_text(), f"{shipped} is stale: host.py docs"
         status, body = client.request(f"/extensions/ZeroVideo/docs/{node_id}.md")
         assert status == 200 and body.decode().startswith("# "), node_id
+
+
+def test_every_workflow_has_a_template_thumbnail():
+    for path in WORKFLOWS:
+        thumb = path.with_suffix(".jpg")
+        assert thumb.is_file(), f"{thumb.name} missing: run the UI test, then scripts/make_thumbnails.py"
+        assert Image.open(thumb).size[0] == 640

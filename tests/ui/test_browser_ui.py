@@ -113,7 +113,8 @@ class Browser:
 @pytest.fixture(scope="module")
 def browser(server, tmp_path_factory):
     client = server.client()
-    for setting, value in (("Comfy.TutorialCompleted", True), ("Comfy.Workflow.ShowMissingNodesWarning", True)):
+    for setting, value in (("Comfy.TutorialCompleted", True), ("Comfy.Workflow.ShowMissingNodesWarning", True),
+                           ("LiteGraph.Canvas.LowQualityRenderingZoomThreshold", 0.1)):  # readable screenshots
         client.request(f"/settings/{setting}", value, method="POST")  # no first-run template browser
     b = Browser(tmp_path_factory.mktemp("chromium"))
     try:
@@ -157,13 +158,14 @@ def test_workflow_loads_renders_and_runs_from_the_ui(browser, client, object_inf
         assert node["untipped"] == [] and node["outputs"] == 0 and node["description"], node
         assert node["size"][0] > 0 and node["size"][1] > 0, node
 
+    browser.escape()
+    browser.screenshot(ARTIFACTS / f"{name}.png")  # as shipped (also the template thumbnail's source)
+
     for nid, key, value in tiny_widget_values(object_info, name):
         found = browser.js(f"""(() => {{ const n = app.graph.getNodeById({int(nid)});
             const w = n && (n.widgets || []).find(w => w.name === {json.dumps(key)});
             if (!w) return false; w.value = {json.dumps(value)}; return true; }})()""")
         assert found, f"{name}: node {nid} has no widget {key}"
-    browser.escape()
-    browser.screenshot(ARTIFACTS / f"{name}.png")
 
     before = set(client.get_json("/history"))
     browser.js("(async () => { await app.queuePrompt(0, 1); })()")
