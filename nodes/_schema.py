@@ -50,3 +50,22 @@ def check_choice(name: str, value, options):
 def first_error(*checks):
     """The first check result that is not True, else True (validate_inputs returns one message)."""
     return next((c for c in checks if c is not True), True)
+
+
+def require_finite(node: str, name: str, tensor) -> None:
+    """Refuse a tensor with NaN/inf values, naming the input and the frames that hold them.
+
+    Values cannot be seen at validation time (linked inputs), so nodes call this in execute: a NaN latent
+    would otherwise flow through warps, renorms and attention and come out as a black or garbled video.
+    """
+    bad = ~tensor.isfinite()
+    if not bad.any():
+        return
+    where = ""
+    if tensor.ndim >= 2:
+        frames = bad.flatten(1).any(1).nonzero().flatten().tolist()
+        shown = ", ".join(map(str, frames[:8])) + (", …" if len(frames) > 8 else "")
+        where = f" in {len(frames)} of {tensor.shape[0]} frame(s) ({shown})"
+    raise ValueError(f"{node}: {name} contains NaN or infinite values{where}. The node that produced it "
+                     f"failed (e.g. a VAE or model in fp16 overflowing); fix that upstream, since going on "
+                     f"would only give a black or garbled video.")

@@ -12,7 +12,7 @@ from comfy_api.latest import io
 
 from ..kernels import exvideo as X
 from . import _patching
-from ._schema import CATEGORY, check_choice, first_error, schema
+from ._schema import CATEGORY, check_choice, first_error, require_finite, schema
 
 PAPER = "ExVideo (Duan et al., arXiv 2406.14130; DiffSynth-Studio's ExVideo-SVD-128f-v1)"
 EXVIDEO_CATEGORY = f"{CATEGORY}/ExVideo"
@@ -234,6 +234,7 @@ class ExVideoLatentRenorm(io.ComfyNode):
         if samples.ndim != 4 or samples.shape[0] < 2:
             raise ValueError(f"Latent Renorm needs a video latent with at least 2 frames [frames, C, h, w]; got "
                              f"{list(samples.shape)}")
+        require_finite("Latent Renorm", "latent", samples)
         out = latent.copy()
         out["samples"] = X.renorm_latents(samples, contrast)
         return io.NodeOutput(out)

@@ -9,7 +9,8 @@ from comfy_api.latest import io
 from ..kernels.attention import ANCHOR_MODES, cross_frame_kv
 from ..kernels import warp
 from . import _patching
-from ._schema import CATEGORY, check_choice, check_percent_range, check_range, first_error, schema
+from ._schema import (CATEGORY, check_choice, check_percent_range, check_range, first_error, require_finite,
+                      schema)
 
 PAPER = "Text2Video-Zero (Khachatryan et al., ICCV 2023, arXiv 2303.13439)"
 T2VZ_CATEGORY = f"{CATEGORY}/Text2Video-Zero"
@@ -251,6 +252,7 @@ def text2video_zero_sample(model, x, sigmas, extra_args=None, callback=None, dis
     if extra_args.get("denoise_mask") is not None:
         raise ValueError("Text2Video-Zero Sampler does not work with a latent noise mask (inpainting); remove "
                          "the mask or use the MotionLatentWarp node between two samplers.")
+    require_finite("Text2Video-Zero Sampler", "the latent image (with its starting noise)", x)
     steps = len(sigmas) - 1
     s1, s0 = warp.paper_steps(steps, t0, t1)
     masks = None if fg_masks is None else latent_masks(fg_masks, frames, x.shape[2], x.shape[3]).to(x)
@@ -362,6 +364,8 @@ class MotionLatentWarp(io.ComfyNode):
             if lat["samples"].ndim != 4 or lat["samples"].shape[0] != 1:
                 raise ValueError(f"Motion Latent Warp: {name} must be a single frame latent [1, C, h, w], got "
                                  f"{list(lat['samples'].shape)}")
+        for name, lat in (("latent", latent), ("first_frame", first_frame)):
+            require_finite("Motion Latent Warp", name, lat["samples"])
         if latent["samples"].shape != first_frame["samples"].shape:
             raise ValueError("Motion Latent Warp: latent and first_frame have different sizes "
                              f"({list(latent['samples'].shape)} vs {list(first_frame['samples'].shape)})")

@@ -23,7 +23,7 @@ from comfy_api.latest import io
 from ..kernels import cascade as Z
 from ..kernels.exvideo import sinusoid
 from . import _patching
-from ._schema import CATEGORY, check_choice, first_error, schema
+from ._schema import CATEGORY, check_choice, first_error, require_finite, schema
 
 PAPER = "ZeroSmooth (Yang et al., arXiv 2406.00908)"
 ZS_CATEGORY = f"{CATEGORY}/ZeroSmooth"
@@ -196,11 +196,14 @@ class SelfCascadeInterpolate(io.ComfyNode):
         if concat is None:
             raise ValueError("Self-Cascade Interpolate: positive must come from SVD_img2vid_Conditioning (no image "
                              "latent found in it).")
+        require_finite("Self-Cascade Interpolate", "the image latent in positive (from SVD_img2vid_Conditioning)",
+                       concat)
         keys = None
         if key_frames_video is not None:
             keys = key_frames_video["samples"]
             if keys.ndim != 4:
                 raise ValueError(f"key_frames_video must be an image latent [frames, C, h, w], got {list(keys.shape)}")
+            require_finite("Self-Cascade Interpolate", "key_frames_video", keys)
             if keys.shape[0] != key_frames:
                 raise ValueError(f"key_frames is {key_frames}, but the input video has {keys.shape[0]} frames: set "
                                  f"key_frames to {keys.shape[0]}.")
