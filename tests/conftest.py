@@ -84,6 +84,9 @@ def server(tiny_checkpoints, node_ids, tmp_path_factory):
     """A headless ComfyUI on 127.0.0.1 with this pack loaded; stopped at the end of the session."""
     from scripts.comfy_server import ComfyError, default_server
     srv = default_server(tmp_path_factory.mktemp("comfy-server"))
+    nodes_dir = srv.workdir / "custom_nodes"  # beside the pack: the test-only nodes of tests/host_nodes/
+    nodes_dir.mkdir(parents=True, exist_ok=True)
+    (nodes_dir / "zv_test_nodes").symlink_to(Path(__file__).parent / "host_nodes" / "zv_test_nodes")
     try:
         srv.start()
     except ComfyError as e:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+import torch
 from zv_testing import tiny_prompt
 
 from scripts.comfy_server import ComfyError
@@ -101,6 +102,19 @@ def test_zerosmooth_on_an_image_model_is_refused(client, object_info, good):
     good()
 
 
+def test_self_cascade_on_an_image_model_is_refused(client, object_info, good):
+    prompt = tiny_prompt(object_info, SD15, QUICK[SD15])
+    ksampler = prompt[first_node(prompt, "KSampler")]["inputs"]
+    prompt["90"] = {"class_type": "ZeroVideo.SelfCascadeInterpolate",
+                    "inputs": {"model": [first_node(prompt, "CheckpointLoaderSimple"), 0],
+                               "positive": ksampler["positive"], "negative": ksampler["negative"],
+                               "factor": "x2", "key_frames": 2, "cfg": 2.5, "color_fix": True}}
+    ksampler["latent_image"] = ["90", 1]
+    with pytest.raises(ComfyError, match="Self-Cascade Interpolate: needs a Stable Video Diffusion model"):
+        client.run(prompt)
+    good()
+
+
 def test_sampling_a_cascade_with_the_wrong_latent_is_explained(client, object_info, good):
     prompt = tiny_prompt(object_info, ZS_X2, QUICK[ZS_X2])
     sampler = first_node(prompt, "SamplerCustomAdvanced")
@@ -122,6 +136,34 @@ def test_a_mask_of_the_wrong_size_is_named(client, object_info, good):
 def test_cfg_one_runs_with_only_the_cond_chunk(client, object_info):
     prompt = tiny_prompt(object_info, T2V, QUICK[T2V] + ["CFGGuider.cfg=1.0", "RandomNoise.noise_seed=77"])
     assert client.run(prompt)["status"]["status_str"] == "success"
+
+
+def saved_latent(server, client, prompt) -> torch.Tensor:
+    """Run a prompt whose video latent goes to SaveLatent; the saved tensor."""
+    from safetensors.torch import load_file
+    info = first_node(prompt, "ZeroVideo.LatentVideoInfo")
+    for k in [k for k, n in prompt.items() if n["class_type"] in ("VAEDecode", "SaveAnimatedWEBP")]:
+        del prompt[k]
+    prompt["95"] = {"class_type": "SaveLatent", "inputs": {"samples": [info, 0], "filename_prefix": "zv_split"}}
+    history = client.run(prompt)
+    (saved,) = history["outputs"]["95"]["latents"]
+    return load_file(str(server.workdir / "output" / saved["subfolder"] / saved["filename"]))["latent_tensor"]
+
+
+def test_forced_cond_uncond_split_gives_the_same_video(server, client, object_info):
+    """ComfyUI's low-memory path (cond and uncond in separate U-Net calls, forced by a test-only node that
+    fails the prompt if they ever come together) must give the video of the batched path."""
+    sets = QUICK[T2V] + ["BasicScheduler.steps=12", "RandomNoise.noise_seed=31"]
+    together = saved_latent(server, client, tiny_prompt(object_info, T2V, sets))
+    prompt = tiny_prompt(object_info, T2V, sets)
+    guider = prompt[first_node(prompt, "CFGGuider")]["inputs"]
+    prompt["90"] = {"class_type": "ZVTest.ForceCondUncondSplit", "inputs": {"model": guider["model"]}}
+    guider["model"] = ["90", 0]
+    split = saved_latent(server, client, prompt)
+    assert together.shape == split.shape == (3, 4, 8, 8)
+    assert torch.allclose(together, split, rtol=0, atol=1e-4 * together.abs().max()), \
+        (together - split).abs().max()
+    assert not torch.equal(together[0], together[1])  # a real video, not a copy of frame 0
 
 
 def test_interrupt_stops_a_running_prompt_and_the_server_recovers(client, object_info, good):
