@@ -62,9 +62,37 @@ def apply_pinv(op: str, k: torch.Tensor, dim: int = 0, loop: bool = False) -> to
 
 
 def correct(op: str, h: torch.Tensor, keys: torch.Tensor, dim: int = 0, loop: bool = False) -> torch.Tensor:
-    """Hidden-state correction `(I − Op†Op) h + Op† k` along `dim` (h: 2K frames, keys: K frames)."""
+    """Hidden-state correction `(I − Op†Op) h + Op† k` along `dim` (h: 2K frames, keys: K frames).
+
+    Evaluated in closed form, one pass over `h`: A overwrites the even frames with the keys; A1/A2 add
+    `k − pair mean` to both frames of each pair (A2: frame 0 takes its key, the last frame stays unless
+    `loop` pairs it with frame 0). `reference_correct` is the operator formula it must equal.
+    """
     if h.shape[dim] != 2 * keys.shape[dim]:
         raise ValueError(f"long branch has {h.shape[dim]} frames, key branch {keys.shape[dim]}: expected 2×")
+    if op not in OPERATORS:
+        raise ValueError(f"unknown operator {op!r}; choose one of {', '.join(OPERATORS)}")
+    x, k = _move(h, dim), _move(keys, dim).to(h.dtype)
+    out = x.clone()
+    if op == "A":
+        out[0::2] = k
+    elif op == "A1":
+        pairs = out.unflatten(0, (k.shape[0], 2))
+        pairs += (k - pairs.mean(1)).unsqueeze(1)
+    else:
+        inner = out[1:-1].unflatten(0, (k.shape[0] - 1, 2))
+        inner += (k[1:] - inner.mean(1)).unsqueeze(1)
+        if loop:
+            delta = k[0] - (x[0] + x[-1]) / 2
+            out[0] += delta
+            out[-1] += delta
+        else:
+            out[0] = k[0]
+    return out.movedim(0, dim)
+
+
+def reference_correct(op: str, h: torch.Tensor, keys: torch.Tensor, dim: int = 0, loop: bool = False) -> torch.Tensor:
+    """`h − Op†(Op h) + Op† k` written with the operators themselves (the definition `correct` follows)."""
     return h - apply_pinv(op, apply_op(op, h, dim, loop), dim, loop) + apply_pinv(op, keys, dim, loop)
 
 
@@ -88,8 +116,8 @@ def correct_kv(h: torch.Tensor, keys: torch.Tensor, op: str, dim: int = 0, loop:
 
 
 def blend(o: torch.Tensor, o_hat: torch.Tensor, w: float) -> torch.Tensor:
-    """`o + w·(ô − o)`; w = 0 returns `o` itself (bit-for-bit)."""
-    return o if w == 0 else o + w * (o_hat - o)
+    """`o + w·(ô − o)`; w = 0 returns `o` itself and w = 1 gives `ô` (both bit-for-bit)."""
+    return o if w == 0 else torch.lerp(o, o_hat.to(o.dtype), w)
 
 
 def strength(progress_left: float, w_max: float = 0.8) -> float:

@@ -130,7 +130,8 @@ class SelfCascadeGuider(comfy.samplers.CFGGuider):
                 keys = self.inner_model.process_latent_in(self.key_latent.to(xs))
                 xs = keys + sigma * self.stage_noise.to(xs)
             mo = comfy.model_patcher.create_model_options_clone(model_options)
-            mo.setdefault("transformer_options", {})[ZS_KEY] = {"stage": s, "frames": n, "t0": self.t0, "run": run}
+            mo.setdefault("transformer_options", {})[ZS_KEY] = {"stage": s, "frames": n, "t0": self.t0, "run": run,
+                                                                "last": s == self.stages - 1}
             d = comfy.samplers.sampling_function(self.inner_model, xs, ts, self.conds.get(f"negative_{s}"),
                                                  self.conds.get(f"positive_{s}"), self.cfg, model_options=mo,
                                                  seed=seed)
@@ -265,47 +266,73 @@ class CorrectionAttention:
         stage, frames, t0, run = zs["stage"], zs["frames"], zs["t0"], zs["run"]
         kinds = extra_options.get("cond_or_uncond") or [0]
         chunks = len(kinds)
-        temporal_self = not spatial and self.slot == "attn1"
+        self_attn = self.slot == "attn1"
+        temporal_self = not spatial and self_attn
 
         def full(q_, k_, v_):
             return Z.windowed(attn, q_, k_, v_, t0, dim=1) if temporal_self and frames > t0 else attn(q_, k_, v_)
-        o = full(q, k, v)
-        # frame axis per chunk: spatial (chunks, F, N, C) -> dim 1; temporal (chunks, h·w, F, C) -> dim 2
+        # frame axis of the per-chunk views: spatial (chunks, F, N, C) -> 1; temporal (chunks, h·w, F, C) -> 2
         dim = 1 if spatial else 2
 
         def per_chunk(t):
             return t.view(chunks, frames, *t.shape[1:]) if spatial else t.view(chunks, t.shape[0] // chunks, *t.shape[1:])
         where = (tuple(extra_options.get("block") or ()), extra_options.get("block_index", 0), spatial, self.slot)
-        qs, ks, vs = per_chunk(q), per_chunk(k) if self.slot == "attn1" else k, per_chunk(v) if self.slot == "attn1" else v
         if stage == 0:
+            o = full(q, k, v)
+            qs, ks, vs = per_chunk(q), per_chunk(k) if self_attn else None, per_chunk(v) if self_attn else None
             for c, kind in enumerate(kinds):
-                run.captured[(where, kind)] = (qs[c], ks[c] if self.slot == "attn1" else None,
-                                               vs[c] if self.slot == "attn1" else None)
+                run.captured[(where, kind)] = (qs[c], ks[c] if self_attn else None, vs[c] if self_attn else None)
             return o
+        last = zs.get("last", False)  # nothing after this stage reads its corrected states
         prev = [run.captured.get((where, kind)) for kind in kinds]
+        if last:  # the last stage consumes the captures: dropped, their memory is freed layer by layer
+            for kind in set(kinds):
+                run.captured.pop((where, kind), None)
         if any(p is None for p in prev):
-            return o  # the previous stage did not run this chunk (e.g. another cond split): leave it alone
-        pair_op = Z.pick_pair_operator(run.seed, run.step)
-        q_hat = torch.stack([Z.correct_q(qs[c], prev[c][0], dim - 1) for c in range(chunks)])
-        if self.slot == "attn1":
-            if spatial:
-                k_hat = torch.stack([Z.correct_kv(ks[c], prev[c][1], pair_op, dim - 1, self.loop) for c in range(chunks)])
-                v_hat = torch.stack([Z.correct_kv(vs[c], prev[c][2], pair_op, dim - 1, self.loop) for c in range(chunks)])
-            else:
-                k_hat = torch.stack([Z.correct_q(ks[c], prev[c][1], dim - 1) for c in range(chunks)])
-                v_hat = torch.stack([Z.correct_q(vs[c], prev[c][2], dim - 1) for c in range(chunks)])
-        for c, kind in enumerate(kinds):
-            run.captured[(where, kind)] = (q_hat[c], k_hat[c] if self.slot == "attn1" else None,
-                                           v_hat[c] if self.slot == "attn1" else None)
+            return full(q, k, v)  # the previous stage did not run this chunk (e.g. another cond split): leave it
         w = self.strength(run)
+        if w == 0 and last:
+            return full(q, k, v)
+        prev_q = torch.stack([p[0] for p in prev]).to(q.dtype)  # (chunks, K, ...) along `dim`
+        if self_attn:
+            pair_op = Z.pick_pair_operator(run.seed, run.step)
+            kv_op = functools.partial(Z.correct_kv, op=pair_op, dim=dim, loop=self.loop) if spatial \
+                else functools.partial(Z.correct_q, dim=dim)
+            q_hat = Z.correct_q(per_chunk(q), prev_q, dim)
+            k_hat = kv_op(per_chunk(k), torch.stack([p[1] for p in prev]).to(k.dtype))
+            v_hat = kv_op(per_chunk(v), torch.stack([p[2] for p in prev]).to(v.dtype))
+            if not last:
+                for c, kind in enumerate(kinds):
+                    run.captured[(where, kind)] = (q_hat[c], k_hat[c], v_hat[c])
+            if w == 0:
+                return full(q, k, v)
+            o_hat = full(q_hat.reshape(q.shape), k_hat.reshape(k.shape), v_hat.reshape(v.shape))
+            # w = 1 (constant schedule at full strength) is ô alone: the uncorrected pass is skipped
+            return o_hat if w == 1 else Z.blend(full(q, k, v), o_hat, w)
+        # cross-attention: K/V do not depend on the frame and only the key frames' queries change (to the
+        # previous stage's), so ô differs from o on the key frames alone and only their rows are recomputed
+        if not last:
+            q_hat = Z.correct_q(per_chunk(q), prev_q, dim)
+            for c, kind in enumerate(kinds):
+                run.captured[(where, kind)] = (q_hat[c], None, None)
+        o = attn(q, k, v)
         if w == 0:
             return o
-        q_hat = q_hat.reshape(q.shape)
-        if self.slot == "attn1":
-            o_hat = full(q_hat, k_hat.reshape(k.shape), v_hat.reshape(v.shape))
+        if spatial:
+            keys_q = prev_q.reshape(-1, *q.shape[1:])
+            if k.shape[0] == q.shape[0]:
+                k = per_chunk(k)[:, 0::2].reshape(-1, *k.shape[1:])
+                v = per_chunk(v)[:, 0::2].reshape(-1, *v.shape[1:])
+            o_keys = attn(keys_q, k, v)
+            out = o  # a fresh tensor of this call: the key rows are blended in place
+            rows = per_chunk(out)[:, 0::2]
+            rows.copy_(Z.blend(rows, o_keys.view(rows.shape), w))
         else:
-            o_hat = attn(q_hat, k, v)
-        return Z.blend(o, o_hat, w)
+            o_keys = attn(prev_q.reshape(q.shape[0], -1, q.shape[2]), k, v)
+            out = o
+            rows = out[:, 0::2]
+            rows.copy_(Z.blend(rows, o_keys, w))
+        return out
 
 
 class HiddenStateCorrection(io.ComfyNode):

@@ -47,9 +47,25 @@ def test_corrections_work_along_any_axis():
     torch.testing.assert_close(out.movedim(1, 0), Z.correct_kv(h.movedim(1, 0), keys.movedim(1, 0), "A1"))
 
 
+@pytest.mark.parametrize("op", Z.OPERATORS)
+@pytest.mark.parametrize("loop", [False, True])
+@pytest.mark.parametrize("dim", [0, 1, 2])
+def test_closed_form_correction_equals_the_operator_formula(op, loop, dim):
+    for K in (1, 2, 5):
+        shape = [3, 4, 6]
+        shape[dim] = 2 * K
+        h = torch.randn(shape)
+        keys = torch.randn([K if d == dim else n for d, n in enumerate(shape)])
+        out = Z.correct(op, h, keys, dim, loop)
+        torch.testing.assert_close(out, Z.reference_correct(op, h, keys, dim, loop), atol=1e-6, rtol=0)
+        assert out.shape == h.shape and out.stride() == h.stride()
+        torch.testing.assert_close(Z.apply_op(op, out, dim, loop), keys, atol=1e-6, rtol=0)
+
+
 def test_blend_with_zero_strength_is_the_uncorrected_output_itself():
     o, o_hat = torch.randn(4), torch.randn(4)
     assert Z.blend(o, o_hat, 0.0) is o
+    assert torch.equal(Z.blend(o, o_hat, 1.0), o_hat)
     torch.testing.assert_close(Z.blend(o, o_hat, 0.8), o + 0.8 * (o_hat - o))
     assert Z.strength(1.0) == 0.8 and Z.strength(0.0) == 0.0 and Z.strength(0.5, 0.6) == pytest.approx(0.3)
 

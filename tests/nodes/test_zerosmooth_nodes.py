@@ -121,3 +121,92 @@ def test_ancestral_samplers_run_deterministically_with_the_shared_noise_sampler_
     b = guider.sample(noise, latent["samples"], sampler, sigmas, seed=3, disable_pbar=True)
     assert torch.equal(a, b) and torch.isfinite(a).all()
     assert "noise_sampler" not in sampler.extra_options  # restored after the run
+
+
+def reference_correction(zs, slot, spatial, q, k, v, keys, w, pair_op, loop, t0, attn):
+    """The spec's correction written out plainly, chunk by chunk: ô from operator-corrected q/k/v (spatial
+    attn1: Q with A, K/V with the pair operator; temporal attn1: all with A; attn2: Q with A), then
+    o + w·(ô − o); temporal self-attention over more than t0 frames in fused windows."""
+    from zerovideo.kernels import cascade as Z
+    windowed = slot == "attn1" and not spatial
+    dim = 0 if spatial else 1
+    out = []
+    for c in range(len(keys)):
+        q0, k0, v0 = keys[c]
+        qc, kc, vc = q[c], k[c], v[c]
+        q_hat = Z.reference_correct("A", qc, q0, dim)
+        k_hat, v_hat = kc, vc
+        if slot == "attn1":
+            op = pair_op if spatial else "A"
+            k_hat, v_hat = Z.reference_correct(op, kc, k0, dim, loop), Z.reference_correct(op, vc, v0, dim, loop)
+
+        def run(q_, k_, v_):
+            return Z.windowed(attn, q_, k_, v_, t0, dim=1) if windowed else attn(q_, k_, v_)
+        o, o_hat = run(qc, kc, vc), run(q_hat, k_hat, v_hat)
+        out.append(o + w * (o_hat - o))
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("slot", ["attn1", "attn2"])
+@pytest.mark.parametrize("spatial", [True, False], ids=["spatial", "temporal"])
+@pytest.mark.parametrize("strength,schedule", [(0.8, "linear"), (1.0, "constant"), (0.0, "constant")])
+@pytest.mark.parametrize("loop", [False, True])
+@pytest.mark.parametrize("last", [True, False], ids=["last stage", "middle stage"])
+def test_correction_layer_equals_the_reference_formula(zs, slot, spatial, strength, schedule, loop, last):
+    """One corrected attention layer (stage 0 captures, stage 1 corrects) against `reference_correction`,
+    with two chunks (uncond, cond), windows (8 frames, t0 = 4) and per-frame cross-attention context."""
+    from comfy.ldm.modules.attention import optimized_attention
+    from zerovideo.kernels import cascade as Z
+    torch.manual_seed(3)
+    heads, C, hw, tokens, K, kinds = 2, 8, 6, 5, 4, [1, 0]
+    chunks, F = len(kinds), 2 * K
+    patch = zs.CorrectionAttention(slot, strength, schedule, loop)
+    run = zs.StepRun(step=1, steps=4, seed=11)
+
+    def attn(q_, k_, v_):
+        return optimized_attention(q_, k_, v_, heads)
+
+    def tensors(frames):
+        """q, k, v of a call with `frames` frames; spatial (chunks·F, h·w, C), temporal (chunks·h·w, F, C)."""
+        q = torch.randn(chunks * frames, hw, C) if spatial else torch.randn(chunks * hw, frames, C)
+        if slot == "attn1":
+            return q, torch.randn(q.shape), torch.randn(q.shape)
+        ctx = (chunks * frames if spatial else chunks * hw, tokens, C)
+        return q, torch.randn(ctx), torch.randn(ctx)
+
+    def call(stage, frames, q, k, v):
+        extra = {"n_heads": heads, "attn_precision": None, "cond_or_uncond": kinds, "block": ("input", 1),
+                 "block_index": 0, "activations_shape": (chunks * frames, C, 2, 3),
+                 zs.ZS_KEY: {"stage": stage, "frames": frames, "t0": K, "run": run, "last": stage == 1 and last}}
+        return patch(q, k, v, extra)
+    q0, k0, v0 = tensors(K)
+    call(0, K, q0, k0, v0)
+    q, k, v = tensors(F)
+    out = call(1, F, q, k, v)
+
+    def split(t, frames):  # per chunk, frame axis 0 (spatial) or 1 (temporal)
+        return t.view(chunks, frames, *t.shape[1:]) if spatial else t.view(chunks, hw, *t.shape[1:])
+    keys = [(split(q0, K)[c], split(k0, K)[c] if slot == "attn1" else None,
+             split(v0, K)[c] if slot == "attn1" else None) for c in range(chunks)]
+    kv_frames = F if (slot == "attn1" or spatial) else None
+    ks = split(k, F) if kv_frames else k.view(chunks, hw, tokens, C)
+    vs = split(v, F) if kv_frames else v.view(chunks, hw, tokens, C)
+    w = patch.strength(run)
+    expected = reference_correction(zs, slot, spatial, split(q, F), ks, vs, keys, w,
+                                    Z.pick_pair_operator(run.seed, run.step), loop, K, attn)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    if w == 0:
+        assert torch.equal(out, expected)  # no correction: the stock attention, bit for bit
+    if last:
+        assert not run.captured  # the last stage consumed (and dropped) every capture
+        return
+    # a middle stage (x4) leaves its corrected states as the next stage's keys
+    pair_op = Z.pick_pair_operator(run.seed, run.step)
+    dim = 0 if spatial else 1
+    for c, kind in enumerate(kinds):
+        (where, got), = [(key, val) for key, val in run.captured.items() if key[1] == kind]
+        torch.testing.assert_close(got[0], Z.reference_correct("A", split(q, F)[c], keys[c][0], dim))
+        if slot == "attn1":
+            op = pair_op if spatial else "A"
+            torch.testing.assert_close(got[1], Z.reference_correct(op, ks[c], keys[c][1], dim, loop))
+            torch.testing.assert_close(got[2], Z.reference_correct(op, vs[c], keys[c][2], dim, loop))
