@@ -19,7 +19,10 @@ def comfyui_dir() -> Path:
     d = os.environ.get("ZEROVIDEO_COMFYUI_DIR") or os.environ.get("ZEROVIDEO_COMFYUI")
     if d:
         return Path(d).resolve()
-    from scripts import host
+    try:
+        from scripts import host
+    except ImportError:  # a registry install ships only the post-tuning CLI's scripts, not the test host
+        raise SystemExit("ZeroVideo: set ZEROVIDEO_COMFYUI_DIR (or --comfyui) to your ComfyUI folder") from None
     return host.comfyui_dir()
 
 
