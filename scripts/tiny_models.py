@@ -60,6 +60,13 @@ SD15_TINY_UNET = dict(
     SD15_CHECKPOINT_UNET, model_channels=32, context_dim=64, channel_mult=[1, 2])
 SVD_TINY_UNET = dict(
     SVD_CHECKPOINT_UNET, model_channels=64, context_dim=64, channel_mult=[1, 1, 1, 1])
+# SDXL's layout in small: no attention on the first level, two transformer blocks per stack (block_index 0
+# and 1), linear projections, 64-channel heads, size/crop conditioning (adm 1280 pooled + 6×256).
+SDXL_TINY_UNET = dict(
+    _UNET_BASE, num_classes="sequential", adm_in_channels=2816, in_channels=4, out_channels=4, model_channels=64,
+    num_res_blocks=[1, 1], channel_mult=[1, 2], transformer_depth=[0, 2], transformer_depth_output=[0, 0, 2, 2],
+    transformer_depth_middle=2, use_linear_in_transformer=True, context_dim=64, num_head_channels=64,
+    use_temporal_resblock=False, use_temporal_attention=False)
 
 _FILL = {"vae_scale": 1.0, "vae_shift": 0.0, "mix_factor": 0.0, "logit_scale": math.log(1 / 0.07)}
 
@@ -134,6 +141,12 @@ def svd_model(unet_config: dict = SVD_TINY_UNET, seed: int = 0, dtype=None):
     return _model(comfy.supported_models.SVD_img2vid, unet_config, seed, dtype)
 
 
+def sdxl_model(unet_config: dict = SDXL_TINY_UNET, seed: int = 0, dtype=None):
+    import_comfy()
+    import comfy.supported_models
+    return _model(comfy.supported_models.SDXL, unet_config, seed, dtype)
+
+
 def patcher(model):
     """Wrap a BaseModel in a ModelPatcher on the current device (CPU in tests)."""
     mm = import_comfy()
@@ -143,6 +156,10 @@ def patcher(model):
 
 def tiny_sd15(seed: int = 0, **overrides):
     return patcher(sd15_model(dict(SD15_TINY_UNET, **overrides), seed))
+
+
+def tiny_sdxl(seed: int = 0, **overrides):
+    return patcher(sdxl_model(dict(SDXL_TINY_UNET, **overrides), seed))
 
 
 def tiny_svd(seed: int = 0, **overrides):

@@ -19,6 +19,14 @@ def sd15_conds(mp, seed: int = 1):
             [[torch.randn(1, 77, dim, generator=gen(seed + 1)), {}]])
 
 
+def sdxl_conds(mp, seed: int = 1, size: int = 64):
+    """Text conds plus what SDXL's size/crop conditioning reads (pooled CLIP-G output, width, height)."""
+    dim = context_dim(mp)
+    return tuple([[torch.randn(1, 77, dim, generator=gen(seed + i)),
+                   {"pooled_output": torch.randn(1, 1280, generator=gen(seed + 10 + i)), "width": size,
+                    "height": size}]] for i in (0, 1))
+
+
 def svd_conds(mp, h: int = 8, w: int = 8, seed: int = 1):
     dim = context_dim(mp)
     extra = {"concat_latent_image": torch.randn(1, 4, h, w, generator=gen(seed + 2)), "fps": 6,
@@ -39,6 +47,32 @@ def attention_block_keys(mp) -> list[tuple[str, int]]:
     """(block name, number) of every transformer stack in the U-Net, as patches_replace keys them."""
     from zerovideo.nodes._patching import attention_keys
     return attention_keys(mp)
+
+
+def reference_first_frame_attention(q, k, v, extra):
+    """Independent reference: frame f of chunk c attends to frame 0 of chunk c, one frame at a time.
+
+    It uses ComfyUI's own attention function per frame, so the only difference from the patch is how
+    the anchor's keys and values are chosen.
+    """
+    from comfy.ldm.modules.attention import optimized_attention
+    chunks = len(extra["cond_or_uncond"])
+    frames = q.shape[0] // chunks
+    out = torch.empty_like(q)
+    for c in range(chunks):
+        anchor = slice(c * frames, c * frames + 1)
+        for f in range(frames):
+            i = c * frames + f
+            out[i:i + 1] = optimized_attention(q[i:i + 1], k[anchor], v[anchor], extra["n_heads"],
+                                               attn_precision=extra["attn_precision"])
+    return out
+
+
+def with_reference(model):
+    m = model.clone()
+    for key in attention_block_keys(m):
+        m.set_model_attn1_replace(reference_first_frame_attention, *key)
+    return m
 
 
 def force_split_cond_uncond(mp):

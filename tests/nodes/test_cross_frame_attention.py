@@ -1,8 +1,8 @@
 """CrossFrameAttentionPatch on tiny real ComfyUI U-Nets, through ComfyUI's own samplers."""
 import pytest
 import torch
-from zv_testing import (assert_close_scaled, attention_block_keys, force_split_cond_uncond, gen, record_chunks, sample,
-                        sd15_conds, svd_conds)
+from zv_testing import (assert_close_scaled, force_split_cond_uncond, gen, record_chunks, sample,
+                        sd15_conds, svd_conds, with_reference)
 
 
 @pytest.fixture(scope="module")
@@ -19,32 +19,6 @@ def node(pack):
 
 def patched(node, model, anchor="first", start=0.0, end=1.0):
     return node.execute(model=model, anchor=anchor, start_percent=start, end_percent=end).args[0]
-
-
-def reference_first_frame_attention(q, k, v, extra):
-    """Independent reference: frame f of chunk c attends to frame 0 of chunk c, one frame at a time.
-
-    It uses ComfyUI's own attention function per frame, so the only difference from the patch is how
-    the anchor's keys and values are chosen.
-    """
-    from comfy.ldm.modules.attention import optimized_attention
-    chunks = len(extra["cond_or_uncond"])
-    frames = q.shape[0] // chunks
-    out = torch.empty_like(q)
-    for c in range(chunks):
-        anchor = slice(c * frames, c * frames + 1)
-        for f in range(frames):
-            i = c * frames + f
-            out[i:i + 1] = optimized_attention(q[i:i + 1], k[anchor], v[anchor], extra["n_heads"],
-                                               attn_precision=extra["attn_precision"])
-    return out
-
-
-def with_reference(model):
-    m = model.clone()
-    for key in attention_block_keys(m):
-        m.set_model_attn1_replace(reference_first_frame_attention, *key)
-    return m
 
 
 def test_input_model_is_not_modified(node, sd15):
