@@ -76,13 +76,21 @@ def warp_latents(latents: torch.Tensor, motion: torch.Tensor, mode: str = "neare
     return out
 
 
-def renoise(x: torch.Tensor, sigma_from: float, sigma_to: float, noise: torch.Tensor) -> torch.Tensor:
-    """Take `x` at noise level σ_from up to σ_to ≥ σ_from in sigma (variance-exploding) space:
-    `x + sqrt(σ_to² − σ_from²)·ε`. This is the exact counterpart of the DDPM forward step for
-    k-diffusion/ComfyUI latents (the VP formula must not be applied to sigma-space latents)."""
+def renoise(x: torch.Tensor, sigma_from: float, sigma_to: float, noise: torch.Tensor,
+            flow: bool = False) -> torch.Tensor:
+    """Take `x` at noise level σ_from up to σ_to ≥ σ_from: the forward process q(x_σto | x_σfrom).
+
+    Diffusion models in ComfyUI's sigma space (EPS, v, EDM: x_σ = x0 + σ·ε, variance exploding):
+    `x + sqrt(σ_to² − σ_from²)·ε` — the exact counterpart of the DDPM forward step (the VP formula must not
+    be applied to sigma-space latents). Rectified-flow models (`flow`, SD3/Flux: x_σ = (1−σ)·x0 + σ·ε):
+    `a·x + sqrt(σ_to² − a²·σ_from²)·ε` with `a = (1−σ_to)/(1−σ_from)`.
+    """
     if sigma_to < sigma_from:
         raise ValueError(f"re-noising goes up in noise: sigma_to {sigma_to} < sigma_from {sigma_from}")
-    return x + math.sqrt(sigma_to ** 2 - sigma_from ** 2) * noise
+    if not flow:
+        return x + math.sqrt(sigma_to ** 2 - sigma_from ** 2) * noise
+    a = (1.0 - sigma_to) / (1.0 - sigma_from) if sigma_from < 1.0 else 0.0
+    return a * x + math.sqrt(max(sigma_to ** 2 - (a * sigma_from) ** 2, 0.0)) * noise
 
 
 def dilate(mask: torch.Tensor, size: int = 5) -> torch.Tensor:
@@ -125,15 +133,16 @@ def paper_steps(steps: int, t0: int, t1: int, paper_steps: int = 50) -> tuple[in
 
 def motion_dynamics(x1_t: torch.Tensor, x1_t_prime: torch.Tensor, motion: torch.Tensor, sigma_t: float,
                     sigma_t_prime: float, noise: torch.Tensor, mode: str = "nearest",
-                    fg_masks: torch.Tensor | None = None, alpha: float = 0.4) -> torch.Tensor:
+                    fg_masks: torch.Tensor | None = None, alpha: float = 0.4, flow: bool = False) -> torch.Tensor:
     """Steps 4-6 of Text2Video-Zero §3.3: the F latents at level T from frame 0's trajectory.
 
     x1_t: `(1, C, h, w)` frame 0 at σ_T; x1_t_prime: frame 0 at σ_T' ≤ σ_T; motion: `(F, 4)` rows (row 0 is
     frame 0 and is not used); noise: `(F−1, C, h, w)` standard normal. fg_masks: optional `(F, 1, h, w)`
-    foreground masks for background smoothing. Returns `(F, C, h, w)` = [x1_T, warped and re-noised copies].
+    foreground masks for background smoothing; flow: the model is a rectified-flow model (see `renoise`).
+    Returns `(F, C, h, w)` = [x1_T, warped and re-noised copies].
     """
     rows = motion[1:]
-    warped = renoise(warp_latents(x1_t_prime, rows, mode), sigma_t_prime, sigma_t, noise)
+    warped = renoise(warp_latents(x1_t_prime, rows, mode), sigma_t_prime, sigma_t, noise, flow)
     if fg_masks is not None:
         warped = background_smoothing(warped, x1_t, fg_masks[1:], fg_masks[:1], rows, alpha, mode)
     return torch.cat([x1_t, warped.to(x1_t.dtype)])

@@ -241,6 +241,28 @@ def check_motion_inputs(t0, t1, interpolation):
                        check_choice("interpolation", interpolation, warp.INTERPOLATIONS))
 
 
+def _model_sampling(k_model):
+    """The model_sampling behind a k-diffusion model wrapper (KSamplerX0Inpaint → guider → BaseModel)."""
+    m = k_model
+    for _ in range(4):
+        if hasattr(m, "model_sampling"):
+            return m.model_sampling
+        m = getattr(m, "inner_model", None)
+    raise ValueError("Text2Video-Zero Sampler: cannot find the model's sampling settings (model_sampling); "
+                     "use it through SamplerCustom / SamplerCustomAdvanced.")
+
+
+def is_flow_model(model_sampling, node: str) -> bool:
+    """Rectified flow (x_σ = (1−σ)x0 + σε) or sigma-space diffusion (x_σ = x0 + σε), for re-noising."""
+    import comfy.model_sampling as ms
+    if isinstance(model_sampling, ms.CONST):
+        return True
+    if isinstance(model_sampling, ms.EPS):  # EPS, v-prediction, EDM, X0
+        return False
+    raise ValueError(f"{node}: re-noising is defined for diffusion (eps, v, EDM) and rectified-flow models; this "
+                     f"model's sampling ({type(model_sampling).__name__}) is neither.")
+
+
 def text2video_zero_sample(model, x, sigmas, extra_args=None, callback=None, disable=None, *, base, motion,
                            t0, t1, mode, fg_masks=None):
     """k-diffusion sampler function: Text2Video-Zero's procedure around any base sampler (§3.3)."""
@@ -253,6 +275,7 @@ def text2video_zero_sample(model, x, sigmas, extra_args=None, callback=None, dis
         raise ValueError("Text2Video-Zero Sampler does not work with a latent noise mask (inpainting); remove "
                          "the mask or use the MotionLatentWarp node between two samplers.")
     require_finite("Text2Video-Zero Sampler", "the latent image (with its starting noise)", x)
+    flow = is_flow_model(_model_sampling(model), "Text2Video-Zero Sampler")
     steps = len(sigmas) - 1
     s1, s0 = warp.paper_steps(steps, t0, t1)
     masks = None if fg_masks is None else latent_masks(fg_masks, frames, x.shape[2], x.shape[3]).to(x)
@@ -269,7 +292,7 @@ def text2video_zero_sample(model, x, sigmas, extra_args=None, callback=None, dis
     g = torch.Generator().manual_seed(int(extra_args.get("seed", 0)) + 0x72F)
     noise = torch.randn((frames - 1, *x.shape[1:]), generator=g).to(x)
     x_t = warp.motion_dynamics(x1_t, x1_t_prime, motion.to(x.device), float(sigmas[s1]), float(sigmas[s0]),
-                               noise, mode, masks)
+                               noise, mode, masks, flow=flow)
     return run(x_t, sigmas[s1:], s1)
 
 
@@ -379,7 +402,8 @@ class MotionLatentWarp(io.ComfyNode):
         noise = torch.randn((frames - 1, *x1_t.shape[1:]), generator=g)
         x_t = warp.motion_dynamics(x1_t, x1_tp, motion_rows(frames, motion_x, motion_y, zoom, rotation),
                                    float(sigmas[s1]), float(sigmas[s0]), noise, interpolation,
-                                   latent_masks(foreground_mask, frames, h, w))
+                                   latent_masks(foreground_mask, frames, h, w),
+                                   flow=is_flow_model(model.get_model_object("model_sampling"), "Motion Latent Warp"))
         out = latent.copy()
         out.pop("noise_mask", None)
         out.pop("batch_index", None)

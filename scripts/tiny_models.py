@@ -147,6 +147,19 @@ def sdxl_model(unet_config: dict = SDXL_TINY_UNET, seed: int = 0, dtype=None):
     return _model(comfy.supported_models.SDXL, unet_config, seed, dtype)
 
 
+# A DiT (SD3's MMDiT, two joint blocks): the wrong model family for every U-Net technique.
+SD3_TINY_DIT = {"in_channels": 16, "pos_embed_scaling_factor": None, "depth": 2, "patch_size": 2,
+                "pos_embed_max_size": 16, "num_patches": 256, "adm_in_channels": 64,
+                "context_embedder_config": {"target": "torch.nn.Linear",
+                                            "params": {"in_features": 64, "out_features": 128}}}
+
+
+def tiny_sd3(seed: int = 0):
+    import_comfy()
+    import comfy.supported_models
+    return patcher(_model(comfy.supported_models.SD3, SD3_TINY_DIT, seed, calibrate=False))
+
+
 def patcher(model):
     """Wrap a BaseModel in a ModelPatcher on the current device (CPU in tests)."""
     mm = import_comfy()

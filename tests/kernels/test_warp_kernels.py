@@ -83,6 +83,19 @@ def test_renoise_adds_exactly_the_missing_variance():
         W.renoise(x, 5.0, 3.0, eps)
 
 
+def test_flow_renoise_is_the_rectified_flow_forward_process():
+    """x_σ = (1−σ)·x0 + σ·ε: re-noising x_0.3 to 0.6 must give mean (1−0.6)·x0 and std 0.6 over the noise."""
+    g = torch.Generator().manual_seed(2)
+    x0 = torch.randn(1, 4, 8, 8, generator=g)
+    x_from = 0.7 * x0 + 0.3 * torch.randn(20000, 4, 8, 8, generator=g)
+    out = W.renoise(x_from, 0.3, 0.6, torch.randn(20000, 4, 8, 8, generator=g), flow=True)
+    torch.testing.assert_close(out.mean(0, keepdim=True), 0.4 * x0, atol=0.02, rtol=0)
+    assert abs(float(out.std(0).mean()) - 0.6) < 0.005
+    eps = torch.randn(1, 4, 8, 8, generator=g)
+    assert torch.equal(W.renoise(x0, 0.5, 0.5, eps, flow=True), x0)  # no step: unchanged
+    assert torch.equal(W.renoise(x0, 0.5, 1.0, eps, flow=True), eps)  # to σ = 1: pure noise
+
+
 def test_paper_steps_map_t0_t1_to_step_indices():
     assert W.paper_steps(50, 44, 47) == (2, 5)
     assert W.paper_steps(100, 44, 47) == (4, 10)

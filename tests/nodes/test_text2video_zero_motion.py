@@ -108,6 +108,60 @@ def test_graph_form_returns_frame_zero_and_renoised_warped_copies(t2vz, sd15):
     assert abs(got / want - 1) < 0.05
 
 
+def test_graph_form_renoises_a_rectified_flow_model_with_the_flow_forward_process(t2vz, comfy):
+    """SD3-style models (x_σ = (1−σ)x0 + σε): zero motion, so frames 1.. are exactly a·x_T' + b·ε."""
+    import comfy.samplers
+    from scripts import tiny_models
+    sd3 = tiny_models.tiny_sd3()
+    x1_t = {"samples": torch.randn(1, 16, 8, 8, generator=gen(4))}
+    x1_tp = {"samples": torch.randn(1, 16, 8, 8, generator=gen(5))}
+    out = t2vz.MotionLatentWarp.execute(model=sd3, latent=x1_tp, first_frame=x1_t, frames=3, motion_x=0.0,
+                                        motion_y=0.0, zoom=1.0, rotation=0.0, t0=44, t1=47, interpolation="nearest",
+                                        steps=50, scheduler="simple", seed=1).args[0]["samples"]
+    sigmas = comfy.samplers.calculate_sigmas(sd3.get_model_object("model_sampling"), "simple", 50)
+    s_to, s_from = float(sigmas[2]), float(sigmas[5])
+    a = (1 - s_to) / (1 - s_from)
+    b = math.sqrt(s_to ** 2 - (a * s_from) ** 2)
+    base = sd3.model
+    eps = torch.randn((2, 16, 8, 8), generator=torch.Generator().manual_seed(1))
+    want = base.process_latent_out(a * base.process_latent_in(x1_tp["samples"]) + b * eps)
+    assert 0 < a < 1
+    torch.testing.assert_close(out[1:], want, rtol=1e-5, atol=1e-5)
+    assert torch.equal(out[0], x1_t["samples"][0])
+
+
+def test_the_sampler_renoises_a_rectified_flow_model_with_the_flow_forward_process(t2vz, comfy):
+    """On a flow model the one-node sampler must re-noise frame 0's copies with b = sqrt(σ² − a²σ'²), not the
+    sigma-space b = sqrt(σ² − σ'²): with zero motion, the frames entering step s1 minus b·(their noise) agree."""
+    import comfy.sample
+    import comfy.samplers
+    from scripts import tiny_models
+    from zerovideo.kernels import warp
+    sd3 = tiny_models.tiny_sd3()
+    pos, neg = ([[torch.randn(1, 77, 64, generator=gen(s)), {"pooled_output": torch.randn(1, 64, generator=gen(s + 5))}]]
+                for s in (1, 2))
+    noise = torch.randn(3, 16, 8, 8, generator=gen(3))
+    steps, seed = 20, 7
+    sigmas = comfy.samplers.calculate_sigmas(sd3.get_model_object("model_sampling"), "simple", steps)
+    s1, s0 = warp.paper_steps(steps, 30, 40)
+    entering = {}
+
+    def callback(i, x0, x, total):
+        if x.shape[0] == 3:
+            entering.setdefault(i, x.clone())
+    comfy.sample.sample_custom(sd3, noise, 3.0, t2vz_sampler(t2vz, "euler", motion_x=0.0, motion_y=0.0), sigmas,
+                               pos, neg, torch.zeros_like(noise), callback=callback, seed=seed, disable_pbar=True)
+    x = entering[s1]
+    eps = torch.randn((2, 16, 8, 8), generator=torch.Generator().manual_seed(seed + 0x72F))
+    s_to, s_from = float(sigmas[s1]), float(sigmas[s0])
+    a = (1 - s_to) / (1 - s_from)
+
+    def spread(b):
+        return float(((x[1] - b * eps[0]) - (x[2] - b * eps[1])).abs().max())
+    assert spread(math.sqrt(s_to ** 2 - (a * s_from) ** 2)) < 1e-5
+    assert spread(math.sqrt(s_to ** 2 - s_from ** 2)) > 1e-2
+
+
 def test_graph_form_refuses_a_video_latent_as_frame_zero(t2vz, sd15):
     video = {"samples": torch.zeros(4, 4, 8, 8)}
     with pytest.raises(ValueError, match="must be a single frame latent"):
