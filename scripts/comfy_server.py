@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PACK_DIR_NAME = "ZeroVideo"
-MODEL_KINDS = ("checkpoints", "clip_vision", "vae", "controlnet", "loras", "embeddings", "exvideo")
+MODEL_KINDS = ("checkpoints", "diffusion_models", "clip_vision", "vae", "controlnet", "loras", "embeddings", "exvideo")
 
 
 class ComfyError(RuntimeError):

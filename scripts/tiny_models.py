@@ -305,13 +305,24 @@ def build_svd_checkpoint(path: Path, seed: int = 0) -> None:
     comfy.utils.save_torch_file(_half(sd), str(path), metadata={"zerovideo": "tiny random SVD"})
 
 
+def build_sd3_diffusion_model(path: Path, seed: int = 0) -> None:
+    """A bare SD3 MMDiT file for UNETLoader (ComfyUI detects the family from its keys): the wrong model family
+    for every ZeroVideo MODEL node, over HTTP."""
+    import_comfy()
+    import comfy.utils
+    dm = tiny_sd3(seed).model.diffusion_model
+    comfy.utils.save_torch_file({k: v.contiguous() for k, v in dm.state_dict().items()}, str(path),
+                                metadata={"zerovideo": "tiny random SD3 MMDiT"})
+
+
 CONTROLNET_NAME = "zerovideo_tiny_controlnet_sd15.safetensors"
 IP2P_NAME = "zerovideo_tiny_ip2p_sd15.safetensors"
 EXVIDEO_NAME = "zerovideo_tiny_exvideo_128f.safetensors"
+SD3_NAME = "zerovideo_tiny_sd3_mmdit.safetensors"
 BUILDERS = {SD15_NAME: build_sd15_checkpoint, SVD_NAME: build_svd_checkpoint, CONTROLNET_NAME: build_controlnet_checkpoint,
-            IP2P_NAME: build_ip2p_checkpoint, EXVIDEO_NAME: build_exvideo_extension}
+            IP2P_NAME: build_ip2p_checkpoint, EXVIDEO_NAME: build_exvideo_extension, SD3_NAME: build_sd3_diffusion_model}
 FOLDERS = {SD15_NAME: "checkpoints", SVD_NAME: "checkpoints", CONTROLNET_NAME: "controlnet", IP2P_NAME: "checkpoints",
-           EXVIDEO_NAME: "exvideo"}
+           EXVIDEO_NAME: "exvideo", SD3_NAME: "diffusion_models"}
 
 
 def recipe_hash(name: str) -> str:

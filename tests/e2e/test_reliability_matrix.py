@@ -115,6 +115,40 @@ def test_self_cascade_on_an_image_model_is_refused(client, object_info, good):
     good()
 
 
+# every MODEL node on a DiT (UNETLoader of a tiny SD3 MMDiT): (node, inputs besides the model, message)
+ON_A_DIT = [
+    ("ZeroVideo.CrossFrameAttentionPatch", {"anchor": "first", "start_percent": 0.0, "end_percent": 1.0},
+     "Cross-Frame Attention: this model (OpenAISignatureMMDITWrapper) has no U-Net self-attention blocks"),
+    ("ZeroVideo.TemporalMomentumAttention", {"mu": 0.98, "anchor_mix": 0.0, "start_percent": 0.0,
+                                             "end_percent": 1.0}, "has no U-Net self-attention blocks"),
+    ("ZeroVideo.HiddenStateCorrection", {"strength": 0.8, "schedule": "linear", "loop": False},
+     "Hidden State Correction: needs a Stable Video Diffusion model"),
+    ("ZeroVideo.ExVideoTemporalExtend", {"mode": "interpolate", "extension": "(none: training-free modes)"},
+     "ExVideo: needs a Stable Video Diffusion model"),
+    ("ZeroVideo.SelfCascadeInterpolate", {"factor": "x2", "key_frames": 2, "cfg": 2.5, "color_fix": False},
+     "Self-Cascade Interpolate: needs a Stable Video Diffusion model"),
+]
+
+
+@pytest.mark.parametrize("case", ON_A_DIT, ids=[c[0].split(".")[1] for c in ON_A_DIT])
+def test_every_model_node_refuses_a_dit(client, object_info, good, case):
+    from scripts.tiny_models import SD3_NAME
+    node, inputs, message = case
+    prompt = tiny_prompt(object_info, SD15, QUICK[SD15])
+    ksampler = prompt[first_node(prompt, "KSampler")]["inputs"]
+    prompt["89"] = {"class_type": "UNETLoader", "inputs": {"unet_name": SD3_NAME, "weight_dtype": "default"}}
+    prompt["90"] = {"class_type": node, "inputs": dict(inputs, model=["89", 0])}
+    if node.endswith("SelfCascadeInterpolate"):
+        prompt["90"]["inputs"].update(positive=ksampler["positive"], negative=ksampler["negative"])
+        ksampler["latent_image"] = ["90", 1]
+    else:
+        ksampler["model"] = ["90", 0]
+    with pytest.raises(ComfyError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+        client.run(prompt)
+    assert "Traceback" not in str(err.value)
+    good()
+
+
 def test_sampling_a_cascade_with_the_wrong_latent_is_explained(client, object_info, good):
     prompt = tiny_prompt(object_info, ZS_X2, QUICK[ZS_X2])
     sampler = first_node(prompt, "SamplerCustomAdvanced")
