@@ -13,6 +13,7 @@ import functools
 import logging
 
 import comfy.ldm.modules.attention as comfy_attention
+import torch
 import comfy.patcher_extension
 
 log = logging.getLogger("ZeroVideo")
@@ -201,9 +202,15 @@ def require_svd(model, node: str) -> list[tuple[str, object]]:
     return blocks
 
 
+FRAMES_KEY = "zerovideo_video_frames"  # transformer_options: the frame count of this call, where a guider knows it
+
+
 def add_frame_counter(model, holder: VideoFrames, key: str) -> None:
     def count(executor, *args, **kwargs):
-        holder.frames = kwargs.get("num_video_frames")
+        transformer_options = args[5] if len(args) > 5 else kwargs.get("transformer_options", {})
+        # a ZeroSmooth stage sets its own count; SVD's num_video_frames is the whole cascade's there, and
+        # wrapper order decides whether this wrapper sees the guider's override of it
+        holder.frames = transformer_options.get(FRAMES_KEY) or kwargs.get("num_video_frames")
         return executor(*args, **kwargs)
     model.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, key)
     model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, key, count)
@@ -221,14 +228,53 @@ def _positions_forward(mlp, provider, holder: VideoFrames, t_emb):
     return type(mlp).forward(mlp, inp.repeat(t_emb.shape[0] // frames, 1))
 
 
-def patch_frame_positions(model, blocks, provider, holder: VideoFrames) -> None:
-    """Replace SVD's sinusoid-of-arange(T) position input in every temporal block by `provider(T, C)`.
+class FramePositions:
+    """The frame-position input of SVD's temporal blocks in two parts, so ZeroVideo nodes stack on one model
+    in either order instead of the last one silently replacing the other:
 
-    `provider(frames, channels) -> (frames, channels)` tensor fed to the block's (kept) time_pos_embed MLP.
+    - `remap(frames) -> (positions, base_frames) | None`: where the frames of this call sit (ZeroSmooth: frame j
+      of a long branch sits at j·t0/t among the t0 key frames; None: at 0..T−1 of T).
+    - `embed(positions, base_frames, channels) -> (frames, channels)`: what is fed at those positions (ExVideo:
+      its learned table or a stretched sinusoid); without one, SVD's own sinusoid of the positions.
+    """
+
+    def __init__(self, remap=None, embed=None):
+        self.remap, self.embed = remap, embed
+
+    def __call__(self, frames: int, channels: int):
+        mapped = self.remap(frames) if self.remap is not None else None
+        if mapped is None and self.embed is None:
+            return None  # SVD's own positions
+        positions, base = mapped if mapped is not None else (torch.arange(frames, dtype=torch.float32), frames)
+        if self.embed is None:
+            return sinusoid_embedding(positions, channels)
+        return self.embed(positions, base, channels)
+
+
+def sinusoid_embedding(positions: torch.Tensor, channels: int) -> torch.Tensor:
+    from ..kernels.exvideo import sinusoid
+    return sinusoid(positions, channels)
+
+
+def stack_frame_positions(model, blocks, holder: VideoFrames, node: str, *, remap=None, embed=None) -> None:
+    """Install a FramePositions in every temporal block, keeping the part another ZeroVideo node installed.
+
+    `embed`: one function, or a dict of them by block path. A second `embed` (two ExVideo nodes on one model)
+    is refused; a second `remap` replaces the first.
     """
     for path, block in blocks:
-        model.add_object_patch(f"diffusion_model.{path}.time_pos_embed.forward",
-                               functools.partial(_positions_forward, block.time_pos_embed, provider, holder))
+        block_embed = embed.get(path) if isinstance(embed, dict) else embed
+        key = f"diffusion_model.{path}.time_pos_embed.forward"
+        old = model.object_patches.get(key)
+        base = old.args[1] if isinstance(old, functools.partial) and old.func is _positions_forward else None
+        if old is not None and not isinstance(base, FramePositions):
+            raise ValueError(f"{node}: another node already replaced the frame positions of this SVD model; "
+                             f"apply {node} to the model before that node.")
+        if block_embed is not None and base is not None and base.embed is not None:
+            raise ValueError(f"{node}: this model already has ExVideo frame positions; apply ExVideo once.")
+        positions = FramePositions(remap if remap is not None else getattr(base, "remap", None),
+                                   block_embed if block_embed is not None else getattr(base, "embed", None))
+        model.add_object_patch(key, functools.partial(_positions_forward, block.time_pos_embed, positions, holder))
 
 
 @contextlib.contextmanager

@@ -73,10 +73,24 @@ class ExVideoExtras(torch.nn.Module):
 
 
 def _table_provider(extras: ExVideoExtras, path: str, limit: int, frames: int, channels: int):
-    if frames > limit:
-        raise ValueError(f"ExVideo: {frames} frames requested, but the extension's position table holds {limit}. "
+    """Rows 0..T−1 of the learned position table (the post-tuning CLI's direct hook)."""
+    return _table_embed(extras, path, limit, torch.arange(frames, dtype=torch.float32), frames, channels)
+
+
+def _table_embed(extras: ExVideoExtras, path: str, limit: int, positions: torch.Tensor, base: int, channels: int):
+    """The learned table at `positions` among `base` frames: its rows at whole positions, linear between rows
+    at fractional ones (frames placed between key frames by Hidden State Correction)."""
+    if base > limit:
+        raise ValueError(f"ExVideo: {base} frames requested, but the extension's position table holds {limit}. "
                          f"Use at most {limit} frames.")
-    return extras.get(path, "table")[:frames]
+    table = extras.get(path, "table")
+    lo = positions.floor()
+    if torch.equal(lo, positions):
+        return table[lo.long().to(table.device)]
+    frac = (positions - lo).to(table).unsqueeze(1)
+    i0 = lo.long().clamp(0, table.shape[0] - 1).to(table.device)
+    i1 = (i0 + 1).clamp(max=table.shape[0] - 1)
+    return torch.lerp(table[i0], table[i1], frac)
 
 
 def _conv_forward(block, extras: ExVideoExtras, path: str, x, context=None, transformer_options={}, **kw):
@@ -88,8 +102,17 @@ def _conv_forward(block, extras: ExVideoExtras, path: str, x, context=None, tran
     return type(block).forward(block, x, context=context, transformer_options=transformer_options, **kw)
 
 
-def _sinusoid_provider(positions, frames: int, channels: int):
-    return X.sinusoid(positions(frames), channels)
+def _stretched_sinusoid(positions: torch.Tensor, base: int, channels: int):
+    """Training-free `interpolate`: the sinusoid at positions squeezed into SVD's 25 (scale 25/T)."""
+    return X.sinusoid(positions * (X.BASE_FRAMES / base) if base > X.BASE_FRAMES else positions, channels)
+
+
+def _pingpong_sinusoid(positions: torch.Tensor, base: int, channels: int):
+    """Training-free `pingpong`: the sinusoid at the ping-pong ids (linear between them at fractional positions)."""
+    ids = X.pingpong_ids(base)
+    lo = positions.floor().long().clamp(0, base - 1)
+    hi = (lo + 1).clamp(max=base - 1)
+    return X.sinusoid(torch.lerp(ids[lo], ids[hi], positions - lo), channels)
 
 
 def _check_frame_limit(limit: int, executor, *args, **kwargs):
@@ -136,10 +159,9 @@ def apply_extension(model, sd: dict[str, torch.Tensor], name: str = "extension")
     limit = X.detect_frames(sd)
     holder = _patching.VideoFrames()
     _patching.add_frame_counter(m, holder, KEY)
+    _patching.stack_frame_positions(m, blocks, holder, "ExVideo",
+                                    embed={p: functools.partial(_table_embed, extras, p, limit) for p, _ in blocks})
     for path, block in blocks:
-        m.add_object_patch(f"diffusion_model.{path}.time_pos_embed.forward",
-                           functools.partial(_patching._positions_forward, block.time_pos_embed,
-                                             functools.partial(_table_provider, extras, path, limit), holder))
         if not _is_identity(new[path]):
             m.add_object_patch(f"diffusion_model.{path}.time_stack.0.forward",
                                functools.partial(_conv_forward, block.time_stack[0], extras, path))
@@ -161,8 +183,8 @@ def training_free(model, mode: str):
     m = model.clone()
     holder = _patching.VideoFrames()
     _patching.add_frame_counter(m, holder, KEY)
-    positions = X.interpolated_positions if mode == "interpolate" else X.pingpong_ids
-    _patching.patch_frame_positions(m, blocks, functools.partial(_sinusoid_provider, positions), holder)
+    _patching.stack_frame_positions(m, blocks, holder, "ExVideo",
+                                    embed=_stretched_sinusoid if mode == "interpolate" else _pingpong_sinusoid)
     return m
 
 

@@ -21,7 +21,6 @@ from comfy.ldm.modules.attention import optimized_attention
 from comfy_api.latest import io
 
 from ..kernels import cascade as Z
-from ..kernels.exvideo import sinusoid
 from . import _patching
 from ._schema import CATEGORY, check_choice, first_error, require_finite, schema
 
@@ -130,8 +129,9 @@ class SelfCascadeGuider(comfy.samplers.CFGGuider):
                 keys = self.inner_model.process_latent_in(self.key_latent.to(xs))
                 xs = keys + sigma * self.stage_noise.to(xs)
             mo = comfy.model_patcher.create_model_options_clone(model_options)
-            mo.setdefault("transformer_options", {})[ZS_KEY] = {"stage": s, "frames": n, "t0": self.t0, "run": run,
-                                                                "last": s == self.stages - 1}
+            to = mo.setdefault("transformer_options", {})
+            to[ZS_KEY] = {"stage": s, "frames": n, "t0": self.t0, "run": run, "last": s == self.stages - 1}
+            to[_patching.FRAMES_KEY] = n
             d = comfy.samplers.sampling_function(self.inner_model, xs, ts, self.conds.get(f"negative_{s}"),
                                                  self.conds.get(f"positive_{s}"), self.cfg, model_options=mo,
                                                  seed=seed)
@@ -236,11 +236,12 @@ def _record_stage(holder: _StageFrames, executor, *args, **kwargs):
     return executor(*args, **kwargs)
 
 
-def _interpolated_positions(holder: _StageFrames, frames: int, channels: int):
-    """Long stages: positions × t0/t, so key frame j sits exactly at base position j; else SVD's own."""
+def _interpolated_positions(holder: _StageFrames, frames: int):
+    """Long stages: frame j sits at j·t0/t among the t0 key frames (key frame j exactly at base position j);
+    other calls keep their positions (a FramePositions remap)."""
     if holder.t0 is None or frames <= holder.t0:
         return None
-    return sinusoid(torch.arange(frames, dtype=torch.float32) * Z.position_scale(frames, holder.t0), channels)
+    return torch.arange(frames, dtype=torch.float32) * Z.position_scale(frames, holder.t0), holder.t0
 
 
 class CorrectionAttention:
@@ -379,7 +380,8 @@ class HiddenStateCorrection(io.ComfyNode):
         holder = _StageFrames()
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, ZS_KEY,
                                functools.partial(_record_stage, holder))
-        _patching.patch_frame_positions(m, blocks, functools.partial(_interpolated_positions, holder), holder)
+        _patching.stack_frame_positions(m, blocks, holder, "Hidden State Correction",
+                                        remap=functools.partial(_interpolated_positions, holder))
         attn1 = CorrectionAttention("attn1", strength, schedule, loop)
         attn2 = CorrectionAttention("attn2", strength, schedule, loop)
         for key in _patching.attention_keys(m):

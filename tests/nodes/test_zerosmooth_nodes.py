@@ -210,3 +210,65 @@ def test_correction_layer_equals_the_reference_formula(zs, slot, spatial, streng
             op = pair_op if spatial else "A"
             torch.testing.assert_close(got[1], Z.reference_correct(op, ks[c], keys[c][1], dim, loop))
             torch.testing.assert_close(got[2], Z.reference_correct(op, vs[c], keys[c][2], dim, loop))
+
+
+# --- stacking with ExVideo on one model ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def exvideo_model(svd, pack):
+    from scripts import tiny_models
+    from zerovideo.nodes import exvideo
+    return exvideo.apply_extension(svd, tiny_models.exvideo_extension(svd, 32, seed=1, perturb=0.05))
+
+
+def positions_of(model):
+    """The FramePositions installed in the first temporal block of a patched SVD."""
+    from zerovideo.nodes import _patching
+    path = _patching.svd_temporal_blocks(model)[0][0]
+    return model.object_patches[f"diffusion_model.{path}.time_pos_embed.forward"].args[1]
+
+
+def test_exvideo_and_correction_stack_in_either_order(zs, svd, exvideo_model):
+    """ExVideo → correction and correction → ExVideo give the same cascade, and each node's part is there:
+    the learned table (ExVideo) at the long branch's interpolated positions (correction)."""
+    from scripts import tiny_models
+    from zerovideo.nodes import exvideo
+    sd = tiny_models.exvideo_extension(svd, 32, seed=1, perturb=0.05)
+    one = hsc(zs, exvideo_model)
+    other = exvideo.apply_extension(hsc(zs, svd), sd)
+    a, b = cascade(zs, one)[0], cascade(zs, other)[0]
+    assert torch.equal(a, b)
+    assert not torch.equal(a, cascade(zs, hsc(zs, svd))[0])  # the table and conv are not dropped
+    assert not torch.equal(a, cascade(zs, exvideo_model)[0])  # nor the correction
+    fp = positions_of(one)
+    assert fp.remap is not None and fp.embed is not None
+    holder = fp.remap.args[0]
+    holder.t0 = T0
+    table = exvideo_model.get_additional_models_with_key(exvideo.KEY)[0].model.get(
+        positions_of(exvideo_model).embed.args[1], "table")
+    rows = fp(2 * T0, table.shape[1])
+    torch.testing.assert_close(rows[0::2], table[:T0].to(rows))  # key frames at their own table rows
+    torch.testing.assert_close(rows[1::2], torch.lerp(table[:T0], table[1:T0 + 1], 0.5).to(rows))  # between them
+
+
+def test_exvideo_sees_every_stage_of_a_cascade_with_its_own_frame_count(zs, exvideo_model):
+    m = hsc(zs, exvideo_model)
+    fp = positions_of(m)
+    calls, embed = [], fp.embed
+    fp.embed = lambda positions, base, channels: (calls.append((positions.tolist(), base)), embed(positions, base,
+                                                                                                     channels))[1]
+    try:
+        cascade(zs, m, steps=1)
+    finally:
+        fp.embed = embed
+    assert ([float(i) for i in range(T0)], T0) in calls  # the key-frame branch
+    assert ([i / 2 for i in range(2 * T0)], T0) in calls  # the long branch, placed among the key frames
+
+
+def test_exvideo_twice_is_refused(pack, exvideo_model):
+    from scripts import tiny_models
+    from zerovideo.nodes import exvideo
+    with pytest.raises(ValueError, match="already has ExVideo frame positions"):
+        exvideo.apply_extension(exvideo_model, tiny_models.exvideo_extension(exvideo_model, 32))
+    with pytest.raises(ValueError, match="already has ExVideo frame positions"):
+        exvideo.training_free(exvideo_model, "interpolate")
