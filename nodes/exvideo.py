@@ -115,10 +115,22 @@ def _pingpong_sinusoid(positions: torch.Tensor, base: int, channels: int):
     return X.sinusoid(torch.lerp(ids[lo], ids[hi], positions - lo), channels)
 
 
+def _remaps_positions(guider) -> bool:
+    """Whether another node places this model's frames among fewer positions (Hidden State Correction)."""
+    patcher = getattr(guider, "model_patcher", None)
+    return any(isinstance(p, functools.partial) and isinstance(p.args[1], _patching.FramePositions)
+               and p.args[1].remap is not None
+               for p in getattr(patcher, "object_patches", {}).values()
+               if isinstance(p, functools.partial) and p.func is _patching._positions_forward)
+
+
 def _check_frame_limit(limit: int, executor, *args, **kwargs):
+    """Refuse more frames than the table before sampling starts. With Hidden State Correction the long branch
+    reads the table at key-frame positions, so the limit applies to the key frames: the table itself refuses
+    more base frames than it holds, at the first step."""
     latent = args[1] if len(args) > 1 else kwargs.get("latent_image")
     frames = latent.shape[0] if latent is not None and latent.ndim == 4 else None
-    if frames is not None and frames > limit:
+    if frames is not None and frames > limit and not _remaps_positions(getattr(executor, "class_obj", None)):
         raise ValueError(f"ExVideo: {frames} frames requested, but the extension's position table holds {limit}. "
                          f"Set video_frames to at most {limit}.")
     return executor(*args, **kwargs)

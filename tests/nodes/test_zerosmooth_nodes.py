@@ -272,3 +272,17 @@ def test_exvideo_twice_is_refused(pack, exvideo_model):
         exvideo.apply_extension(exvideo_model, tiny_models.exvideo_extension(exvideo_model, 32))
     with pytest.raises(ValueError, match="already has ExVideo frame positions"):
         exvideo.training_free(exvideo_model, "interpolate")
+
+
+def test_with_correction_the_exvideo_limit_applies_to_the_key_frames(zs, svd, pack):
+    """A table of 8 rows: ×2 from 8 key frames (16 frames) runs with the correction (the long branch sits at
+    key-frame positions 0..7.5), and is refused without it (the long branch needs rows 0..15)."""
+    from scripts import tiny_models
+    from zerovideo.nodes import exvideo
+    ext = exvideo.apply_extension(svd, tiny_models.exvideo_extension(svd, 8, seed=2, perturb=0.05))
+    out = cascade(zs, hsc(zs, ext), key_frames=8, steps=1)[0]
+    assert out.shape[0] == 16 and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="position table holds 8"):
+        cascade(zs, ext, key_frames=8, steps=1)
+    with pytest.raises(ValueError, match="position table holds 8"):
+        cascade(zs, hsc(zs, ext), key_frames=9, steps=1)
