@@ -332,6 +332,32 @@ def exvideo_training_free() -> Graph:
         "than the ExVideo weights; try mode = ping-pong too.", "interpolate", "(none: training-free modes)", 64)
 
 
+def exvideo_zerosmooth() -> Graph:
+    g = Graph("exvideo_zerosmooth_128_frames",
+              "# ExVideo + ZeroSmooth: 64 key frames, smoothed to 128\nThe ExVideo weights make SVD-XT hold 64 key "
+              "frames (fps 15); ZeroSmooth ×2 fills in the frames between them, so the 128-frame result plays at 30 "
+              "fps (ExVideo's training rate). Hidden State Correction reads ExVideo's position table at the in-between "
+              "positions. ExVideo's sampling settings (Euler / Karras, constant CFG 2, motion bucket 127, "
+              "augmentation 0.02) and latent renorm before decoding. Memory: 64 + 128 frames of SVD per step.",
+              tiny_frames=4, tiny_sets=("ZeroVideo.SelfCascadeInterpolate.key_frames=2", "BasicScheduler.steps=2"))
+    g.add(1, "ImageOnlyCheckpointLoader", ckpt_name=SVD_CKPT)
+    g.add(2, "ZeroVideo.ExVideoTemporalExtend", model=(1, 0), mode="weights", extension=EXVIDEO_FILE)
+    g.add(3, "ZeroVideo.HiddenStateCorrection", model=(2, 0), strength=0.8)
+    g.add(4, "EmptyImage", title="Start frame (replace with Load Image)", width=512, height=512, batch_size=1,
+          color=0x3366AA)
+    g.add(5, "SVD_img2vid_Conditioning", clip_vision=(1, 1), init_image=(4, 0), vae=(1, 2), width=512, height=512,
+          video_frames=64, motion_bucket_id=127, fps=15, augmentation_level=0.02)
+    g.add(6, "ZeroVideo.SelfCascadeInterpolate", model=(3, 0), positive=(5, 0), negative=(5, 1), factor="x2",
+          key_frames=64, cfg=2.0)
+    g.add(7, "RandomNoise", noise_seed=7)
+    g.add(8, "KSamplerSelect", sampler_name="euler")
+    g.add(9, "BasicScheduler", model=(1, 0), scheduler="karras", steps=25, denoise=1.0)
+    g.add(10, "SamplerCustomAdvanced", noise=(7, 0), guider=(6, 0), sampler=(8, 0), sigmas=(9, 0), latent_image=(6, 1))
+    g.add(11, "ZeroVideo.ExVideoLatentRenorm", latent=(10, 0), contrast=1.2)
+    _decode_and_save(g, 12, (11, 0), (1, 2), "exvideo_zerosmooth_128_frames", 30.0)
+    return g
+
+
 def _svd_start(g: Graph, size=(1024, 576), frames=25, fps=7, motion=180, cfg_model=True) -> None:
     """Nodes 1-4: SVD-XT, (Video Linear CFG), Hidden State Correction, start image, conditioning."""
     g.add(1, "ImageOnlyCheckpointLoader", ckpt_name=SVD_CKPT)
@@ -513,7 +539,8 @@ def zs2_sweep() -> Graph:
 
 GRAPHS = [sd15_frames_baseline, svd_img2vid_baseline, t2vz_text_to_video, t2vz_graph_form, t2vz_controlnet_video,
           t2vz_video_instruct_pix2pix, zs2_text_to_video, zs2_t2vz_motion, zs2_sweep, zerosmooth_x2, zerosmooth_x4,
-          zerosmooth_input_video, zerosmooth_side_by_side, exvideo_128_frames, exvideo_training_free]
+          zerosmooth_input_video, zerosmooth_side_by_side, exvideo_128_frames, exvideo_training_free,
+          exvideo_zerosmooth]
 
 
 def write_all(object_info: dict, folder: Path = WORKFLOWS) -> list[Path]:
