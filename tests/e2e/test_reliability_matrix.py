@@ -223,3 +223,42 @@ def test_interrupt_stops_a_running_prompt_and_the_server_recovers(client, object
         client.run(prompt, on_event=on_event)
     assert started.is_set()
     good()
+
+
+def nan_latent(tmp_path, client, name: str, frames: int, h: int = 8, w: int = 8) -> str:
+    """A `.latent` file (ComfyUI's SaveLatent format) whose last frame holds a NaN and an inf, uploaded."""
+    from safetensors.torch import save_file
+    samples = torch.randn(frames, 4, h, w)
+    samples[-1, 0, 2, 3] = float("nan")
+    samples[-1, 2, 0, 0] = float("inf")
+    path = tmp_path / name
+    save_file({"latent_tensor": samples, "latent_format_version_0": torch.tensor([])}, str(path))
+    return client.upload(path, name)
+
+
+# (id, workflow, where a LoadLatent of the NaN file goes: (class_type, input), frames, text the error must contain)
+NAN_CASES = [
+    ("Motion Latent Warp latent", "t2vz_graph_form", ("ZeroVideo.MotionLatentWarp", "latent"), 1,
+     "Motion Latent Warp: latent contains NaN or infinite values in 1 of 1 frame(s) (0)"),
+    ("Text2Video-Zero Sampler latent", T2V, ("SamplerCustomAdvanced", "latent_image"), 3,
+     "Text2Video-Zero Sampler: the latent image (with its starting noise) contains NaN or infinite values "
+     "in 1 of 3 frame(s) (2)"),
+    ("Latent Renorm latent", EXV, ("ZeroVideo.ExVideoLatentRenorm", "latent"), 4,
+     "Latent Renorm: latent contains NaN or infinite values in 1 of 4 frame(s) (3)"),
+    ("Self-Cascade key_frames_video", ZS_VIDEO, ("ZeroVideo.SelfCascadeInterpolate", "key_frames_video"), 8,
+     "Self-Cascade Interpolate: key_frames_video contains NaN or infinite values in 1 of 8 frame(s) (7)"),
+]
+
+
+@pytest.mark.parametrize("case", NAN_CASES, ids=[c[0] for c in NAN_CASES])
+def test_a_nan_latent_is_refused_naming_the_input(client, object_info, good, tmp_path, case):
+    _, wf, (class_type, input_name), frames, text = case
+    prompt = tiny_prompt(object_info, wf, QUICK.get(wf, []))
+    name = nan_latent(tmp_path, client, f"nan_{wf}.latent", frames)
+    prompt["80"] = {"class_type": "LoadLatent", "inputs": {"latent": name}}
+    prompt[first_node(prompt, class_type)]["inputs"][input_name] = ["80", 0]
+    with pytest.raises(ComfyError) as err:
+        client.run(prompt)
+    assert text in str(err.value)
+    assert "Traceback" not in str(err.value)
+    good()
