@@ -251,8 +251,11 @@ def test_exvideo_and_correction_stack_in_either_order(zs, svd, exvideo_model):
     torch.testing.assert_close(rows[1::2], torch.lerp(table[:T0], table[1:T0 + 1], 0.5).to(rows))  # between them
 
 
-def test_exvideo_sees_every_stage_of_a_cascade_with_its_own_frame_count(zs, exvideo_model):
-    m = hsc(zs, exvideo_model)
+@pytest.mark.parametrize("corrected", [True, False], ids=["with correction", "without correction"])
+def test_exvideo_sees_every_stage_of_a_cascade_with_its_own_frame_count(zs, exvideo_model, corrected):
+    """Without the correction ExVideo's frame counter is the outermost wrapper and SVD's num_video_frames is the
+    whole cascade's there: each stage's own count must still reach the table."""
+    m = hsc(zs, exvideo_model) if corrected else exvideo_model
     fp = positions_of(m)
     calls, embed = [], fp.embed
     fp.embed = lambda positions, base, channels: (calls.append((positions.tolist(), base)), embed(positions, base,
@@ -262,7 +265,10 @@ def test_exvideo_sees_every_stage_of_a_cascade_with_its_own_frame_count(zs, exvi
     finally:
         fp.embed = embed
     assert ([float(i) for i in range(T0)], T0) in calls  # the key-frame branch
-    assert ([i / 2 for i in range(2 * T0)], T0) in calls  # the long branch, placed among the key frames
+    if corrected:
+        assert ([i / 2 for i in range(2 * T0)], T0) in calls  # the long branch, placed among the key frames
+    else:
+        assert ([float(i) for i in range(2 * T0)], 2 * T0) in calls  # the long branch at its own positions
 
 
 def test_exvideo_twice_is_refused(pack, exvideo_model):
