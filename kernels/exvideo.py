@@ -92,6 +92,18 @@ def pingpong_ids(frames: int, base: int = BASE_FRAMES, low: int = PINGPONG_LOW) 
     return torch.tensor(ids, dtype=torch.float32)
 
 
+def sample_rows(values: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """`values` (rows along dim 0) at `positions`: the rows themselves at whole positions, linear between
+    neighbouring rows at fractional ones (the last row is held past the end)."""
+    lo = positions.floor()
+    i0 = lo.long().clamp(0, values.shape[0] - 1).to(values.device)
+    if torch.equal(lo, positions):
+        return values[i0]
+    i1 = (i0 + 1).clamp(max=values.shape[0] - 1)
+    frac = (positions - lo).to(values).view(-1, *[1] * (values.ndim - 1))
+    return torch.lerp(values[i0], values[i1], frac)
+
+
 def interpolated_positions(frames: int, base: int = BASE_FRAMES) -> torch.Tensor:
     """Position interpolation: frames beyond `base` squeeze into [0, base) (scale base/T)."""
     pos = torch.arange(frames, dtype=torch.float32)

@@ -13,8 +13,10 @@ import functools
 import logging
 
 import comfy.ldm.modules.attention as comfy_attention
-import torch
 import comfy.patcher_extension
+import torch
+
+from ..kernels.exvideo import sinusoid
 
 log = logging.getLogger("ZeroVideo")
 
@@ -247,13 +249,16 @@ class FramePositions:
             return None  # SVD's own positions
         positions, base = mapped if mapped is not None else (torch.arange(frames, dtype=torch.float32), frames)
         if self.embed is None:
-            return sinusoid_embedding(positions, channels)
+            return sinusoid(positions, channels)
         return self.embed(positions, base, channels)
 
 
-def sinusoid_embedding(positions: torch.Tensor, channels: int) -> torch.Tensor:
-    from ..kernels.exvideo import sinusoid
-    return sinusoid(positions, channels)
+def frame_positions(patch) -> FramePositions | None:
+    """The FramePositions inside an object patch of `time_pos_embed.forward`, if a ZeroVideo node set it."""
+    if isinstance(patch, functools.partial) and patch.func is _positions_forward \
+            and isinstance(patch.args[1], FramePositions):
+        return patch.args[1]
+    return None
 
 
 def stack_frame_positions(model, blocks, holder: VideoFrames, node: str, *, remap=None, embed=None) -> None:
@@ -266,8 +271,8 @@ def stack_frame_positions(model, blocks, holder: VideoFrames, node: str, *, rema
         block_embed = embed.get(path) if isinstance(embed, dict) else embed
         key = f"diffusion_model.{path}.time_pos_embed.forward"
         old = model.object_patches.get(key)
-        base = old.args[1] if isinstance(old, functools.partial) and old.func is _positions_forward else None
-        if old is not None and not isinstance(base, FramePositions):
+        base = frame_positions(old)
+        if old is not None and base is None:
             raise ValueError(f"{node}: another node already replaced the frame positions of this SVD model; "
                              f"apply {node} to the model before that node.")
         if block_embed is not None and base is not None and base.embed is not None:

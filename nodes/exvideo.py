@@ -83,14 +83,7 @@ def _table_embed(extras: ExVideoExtras, path: str, limit: int, positions: torch.
     if base > limit:
         raise ValueError(f"ExVideo: {base} frames requested, but the extension's position table holds {limit}. "
                          f"Use at most {limit} frames.")
-    table = extras.get(path, "table")
-    lo = positions.floor()
-    if torch.equal(lo, positions):
-        return table[lo.long().to(table.device)]
-    frac = (positions - lo).to(table).unsqueeze(1)
-    i0 = lo.long().clamp(0, table.shape[0] - 1).to(table.device)
-    i1 = (i0 + 1).clamp(max=table.shape[0] - 1)
-    return torch.lerp(table[i0], table[i1], frac)
+    return X.sample_rows(extras.get(path, "table"), positions)
 
 
 def _conv_forward(block, extras: ExVideoExtras, path: str, x, context=None, transformer_options={}, **kw):
@@ -109,19 +102,14 @@ def _stretched_sinusoid(positions: torch.Tensor, base: int, channels: int):
 
 def _pingpong_sinusoid(positions: torch.Tensor, base: int, channels: int):
     """Training-free `pingpong`: the sinusoid at the ping-pong ids (linear between them at fractional positions)."""
-    ids = X.pingpong_ids(base)
-    lo = positions.floor().long().clamp(0, base - 1)
-    hi = (lo + 1).clamp(max=base - 1)
-    return X.sinusoid(torch.lerp(ids[lo], ids[hi], positions - lo), channels)
+    return X.sinusoid(X.sample_rows(X.pingpong_ids(base), positions), channels)
 
 
 def _remaps_positions(guider) -> bool:
     """Whether another node places this model's frames among fewer positions (Hidden State Correction)."""
     patcher = getattr(guider, "model_patcher", None)
-    return any(isinstance(p, functools.partial) and isinstance(p.args[1], _patching.FramePositions)
-               and p.args[1].remap is not None
-               for p in getattr(patcher, "object_patches", {}).values()
-               if isinstance(p, functools.partial) and p.func is _patching._positions_forward)
+    return any(getattr(_patching.frame_positions(p), "remap", None) is not None
+               for p in getattr(patcher, "object_patches", {}).values())
 
 
 def _check_frame_limit(limit: int, executor, *args, **kwargs):

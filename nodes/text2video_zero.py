@@ -387,13 +387,13 @@ class MotionLatentWarp(io.ComfyNode):
             if lat["samples"].ndim != 4 or lat["samples"].shape[0] != 1:
                 raise ValueError(f"Motion Latent Warp: {name} must be a single frame latent [1, C, h, w], got "
                                  f"{list(lat['samples'].shape)}")
-        for name, lat in (("latent", latent), ("first_frame", first_frame)):
             require_finite("Motion Latent Warp", name, lat["samples"])
         if latent["samples"].shape != first_frame["samples"].shape:
             raise ValueError("Motion Latent Warp: latent and first_frame have different sizes "
                              f"({list(latent['samples'].shape)} vs {list(first_frame['samples'].shape)})")
         s1, s0 = warp.paper_steps(steps, t0, t1)
-        sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, steps)
+        sampling = model.get_model_object("model_sampling")
+        sigmas = comfy.samplers.calculate_sigmas(sampling, scheduler, steps)
         base = model.model
         x1_t = base.process_latent_in(first_frame["samples"].float())
         x1_tp = base.process_latent_in(latent["samples"].float())
@@ -403,7 +403,7 @@ class MotionLatentWarp(io.ComfyNode):
         x_t = warp.motion_dynamics(x1_t, x1_tp, motion_rows(frames, motion_x, motion_y, zoom, rotation),
                                    float(sigmas[s1]), float(sigmas[s0]), noise, interpolation,
                                    latent_masks(foreground_mask, frames, h, w),
-                                   flow=is_flow_model(model.get_model_object("model_sampling"), "Motion Latent Warp"))
+                                   flow=is_flow_model(sampling, "Motion Latent Warp"))
         out = latent.copy()
         out.pop("noise_mask", None)
         out.pop("batch_index", None)

@@ -22,7 +22,7 @@ from comfy_api.latest import io
 
 from ..kernels import cascade as Z
 from . import _patching
-from ._schema import CATEGORY, check_choice, first_error, require_finite, schema
+from ._schema import CATEGORY, check_choice, require_finite, schema
 
 PAPER = "ZeroSmooth (Yang et al., arXiv 2406.00908)"
 ZS_CATEGORY = f"{CATEGORY}/ZeroSmooth"

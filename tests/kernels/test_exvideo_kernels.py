@@ -75,3 +75,13 @@ def test_split_extension_sorts_weights_new_tensors_and_unknown_keys():
     assert set(new["input_blocks.1.1"]) == {"table", "conv_bias"}
     assert unmatched == ["something.else"]
     assert X.detect_frames(sd) is None and X.detect_frames({X.DETECT_KEY: torch.zeros(128, 320)}) == 128
+
+
+def test_sample_rows_takes_whole_rows_and_interpolates_between_them():
+    table = torch.randn(5, 3)
+    assert torch.equal(X.sample_rows(table, torch.tensor([0.0, 4.0, 2.0])), table[[0, 4, 2]])
+    torch.testing.assert_close(X.sample_rows(table, torch.tensor([1.25])), table[1:2] + 0.25 * (table[2:3] - table[1:2]))
+    torch.testing.assert_close(X.sample_rows(table, torch.tensor([4.5])), table[4:5])  # the last row is held
+    ids = X.pingpong_ids(30)
+    torch.testing.assert_close(X.sample_rows(ids, torch.tensor([24.5, 25.0])), torch.stack([(ids[24] + ids[25]) / 2,
+                                                                                            ids[25]]))
