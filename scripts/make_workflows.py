@@ -332,6 +332,16 @@ def exvideo_training_free() -> Graph:
         "than the ExVideo weights; try mode = ping-pong too.", "interpolate", "(none: training-free modes)", 64)
 
 
+def _cascade_sampling(g: Graph, first: int, cascade: int) -> int:
+    """Nodes first..first+3: seed 7, Euler, Karras 25 steps and SamplerCustomAdvanced on the guider and latent
+    of the Self-Cascade Interpolate node `cascade`; returns the sampler node."""
+    g.add(first, "RandomNoise", noise_seed=7)
+    g.add(first + 1, "KSamplerSelect", sampler_name="euler")
+    g.add(first + 2, "BasicScheduler", model=(1, 0), scheduler="karras", steps=25, denoise=1.0)
+    return g.add(first + 3, "SamplerCustomAdvanced", noise=(first, 0), guider=(cascade, 0), sampler=(first + 1, 0),
+                 sigmas=(first + 2, 0), latent_image=(cascade, 1))
+
+
 def exvideo_zerosmooth() -> Graph:
     g = Graph("exvideo_zerosmooth_128_frames",
               "# ExVideo + ZeroSmooth: 64 key frames, smoothed to 128\nThe ExVideo weights make SVD-XT hold 64 key "
@@ -349,10 +359,7 @@ def exvideo_zerosmooth() -> Graph:
           video_frames=64, motion_bucket_id=127, fps=15, augmentation_level=0.02)
     g.add(6, "ZeroVideo.SelfCascadeInterpolate", model=(3, 0), positive=(5, 0), negative=(5, 1), factor="x2",
           key_frames=64, cfg=2.0)
-    g.add(7, "RandomNoise", noise_seed=7)
-    g.add(8, "KSamplerSelect", sampler_name="euler")
-    g.add(9, "BasicScheduler", model=(1, 0), scheduler="karras", steps=25, denoise=1.0)
-    g.add(10, "SamplerCustomAdvanced", noise=(7, 0), guider=(6, 0), sampler=(8, 0), sigmas=(9, 0), latent_image=(6, 1))
+    _cascade_sampling(g, 7, 6)
     g.add(11, "ZeroVideo.ExVideoLatentRenorm", latent=(10, 0), contrast=1.2)
     _decode_and_save(g, 12, (11, 0), (1, 2), "exvideo_zerosmooth_128_frames", 30.0)
     return g
@@ -376,10 +383,7 @@ def _zerosmooth(name: str, factor: str, description: str) -> Graph:
     g.add(5, "ZeroVideo.HiddenStateCorrection", model=(2, 0), strength=0.8)
     g.add(6, "ZeroVideo.SelfCascadeInterpolate", model=(5, 0), positive=(4, 0), negative=(4, 1), factor=factor,
           key_frames=25, cfg=2.5)
-    g.add(7, "RandomNoise", noise_seed=7)
-    g.add(8, "KSamplerSelect", sampler_name="euler")
-    g.add(9, "BasicScheduler", model=(1, 0), scheduler="karras", steps=25, denoise=1.0)
-    g.add(10, "SamplerCustomAdvanced", noise=(7, 0), guider=(6, 0), sampler=(8, 0), sigmas=(9, 0), latent_image=(6, 1))
+    _cascade_sampling(g, 7, 6)
     _decode_and_save(g, 11, (10, 0), (1, 2), name, 7.0 * n)
     return g
 
@@ -419,11 +423,7 @@ def zerosmooth_input_video() -> Graph:
     g.add(8, "ZeroVideo.HiddenStateCorrection", model=(2, 0), strength=0.8)
     g.add(9, "ZeroVideo.SelfCascadeInterpolate", model=(8, 0), positive=(7, 0), negative=(7, 1), factor="x2",
           key_frames=8, cfg=2.5, key_frames_video=(6, 0))
-    g.add(10, "RandomNoise", noise_seed=7)
-    g.add(11, "KSamplerSelect", sampler_name="euler")
-    g.add(12, "BasicScheduler", model=(1, 0), scheduler="karras", steps=25, denoise=1.0)
-    g.add(13, "SamplerCustomAdvanced", noise=(10, 0), guider=(9, 0), sampler=(11, 0), sigmas=(12, 0),
-          latent_image=(9, 1))
+    _cascade_sampling(g, 10, 9)
     _decode_and_save(g, 14, (13, 0), (1, 2), g.name, 14.0)
     return g
 
