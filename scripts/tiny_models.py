@@ -265,7 +265,6 @@ def _taesd_sd(seed: int) -> dict:
 
 
 def _half(sd: dict) -> dict:
-    import torch
     return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in sd.items()}
 
 

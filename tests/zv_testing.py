@@ -43,6 +43,20 @@ def sample(mp, noise, positive, negative, steps=3, cfg=5.0, sampler="euler", sch
                                seed=seed, disable_pbar=True, **kw)
 
 
+def cross_frame(model, anchor: str = "first", start: float = 0.0, end: float = 1.0):
+    """CrossFrameAttentionPatch applied as the node does it (a patched clone)."""
+    from zerovideo.nodes.text2video_zero import CrossFrameAttentionPatch
+    return CrossFrameAttentionPatch.execute(model=model, anchor=anchor, start_percent=start,
+                                            end_percent=end).args[0]
+
+
+def momentum(model, mu: float, anchor_mix: float = 0.0):
+    """TemporalMomentumAttention over the whole schedule (a patched clone)."""
+    from zerovideo.nodes.zs2 import TemporalMomentumAttention
+    return TemporalMomentumAttention.execute(model=model, mu=mu, anchor_mix=anchor_mix, start_percent=0.0,
+                                             end_percent=1.0).args[0]
+
+
 def attention_block_keys(mp) -> list[tuple[str, int]]:
     """(block name, number) of every transformer stack in the U-Net, as patches_replace keys them."""
     from zerovideo.nodes._patching import attention_keys

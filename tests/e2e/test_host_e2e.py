@@ -10,15 +10,16 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageSequence
 
-from scripts import make_workflows, run_workflow
+from scripts import make_workflows
 from scripts.comfy_server import ComfyError
 from scripts.workflow import load, ui_to_api
 from zv_testing import tiny_prompt
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
-EXPECTED_FRAMES = {make().name: make().tiny_frames for make in make_workflows.GRAPHS}
-TINY_SETS = {make().name: make().tiny_sets for make in make_workflows.GRAPHS}
+GRAPHS = [make() for make in make_workflows.GRAPHS]
+EXPECTED_FRAMES = {g.name: g.tiny_frames for g in GRAPHS}
+TINY_SETS = {g.name: g.tiny_sets for g in GRAPHS}
 
 
 def cli(*args) -> subprocess.CompletedProcess:

@@ -1,5 +1,4 @@
 """kernels/warp.py: the paper's warp semantics on hand-checked cases, re-noising, background smoothing."""
-import math
 
 import pytest
 import torch

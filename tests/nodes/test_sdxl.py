@@ -2,7 +2,7 @@
 transformer blocks per stack, linear projections, size/crop conditioning. The same identities as on SD1.5."""
 import pytest
 import torch
-from zv_testing import assert_close_scaled, gen, sample, sdxl_conds, with_reference
+from zv_testing import assert_close_scaled, cross_frame, gen, momentum, sample, sdxl_conds, with_reference
 
 
 @pytest.fixture(scope="module")
@@ -17,22 +17,6 @@ def t2vz(pack):
     return text2video_zero
 
 
-@pytest.fixture(scope="module")
-def zs2(pack):
-    from zerovideo.nodes import zs2
-    return zs2
-
-
-def cfa(t2vz, model, start=0.0, end=1.0):
-    return t2vz.CrossFrameAttentionPatch.execute(model=model, anchor="first", start_percent=start,
-                                                 end_percent=end).args[0]
-
-
-def tma(zs2, model, mu):
-    return zs2.TemporalMomentumAttention.execute(model=model, mu=mu, anchor_mix=0.0, start_percent=0.0,
-                                                 end_percent=1.0).args[0]
-
-
 def test_the_tiny_model_is_an_sdxl_with_stacked_transformer_blocks(sdxl):
     from comfy.ldm.modules.attention import SpatialTransformer
     assert type(sdxl.model).__name__ == "SDXL"
@@ -41,26 +25,26 @@ def test_the_tiny_model_is_an_sdxl_with_stacked_transformer_blocks(sdxl):
     assert depths and all(d == 2 for d in depths)
 
 
-def test_cross_frame_attention_matches_the_explicit_per_frame_reference(t2vz, sdxl):
+def test_cross_frame_attention_matches_the_explicit_per_frame_reference(pack, sdxl):
     pos, neg = sdxl_conds(sdxl)
     noise = torch.randn(3, 4, 8, 8, generator=gen(5))
-    a, b = sample(cfa(t2vz, sdxl), noise, pos, neg, steps=2), sample(with_reference(sdxl), noise, pos, neg, steps=2)
+    a, b = sample(cross_frame(sdxl), noise, pos, neg, steps=2), sample(with_reference(sdxl), noise, pos, neg, steps=2)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-5 * float(b.abs().max()))
     assert (a - sample(sdxl, noise, pos, neg, steps=2)).abs().max() > 1e-2
 
 
-def test_cross_frame_attention_switched_off_is_bit_identical(t2vz, sdxl):
+def test_cross_frame_attention_switched_off_is_bit_identical(pack, sdxl):
     pos, neg = sdxl_conds(sdxl)
     noise = torch.randn(3, 4, 8, 8, generator=gen(6))
-    assert torch.equal(sample(cfa(t2vz, sdxl, 1.0, 1.0), noise, pos, neg), sample(sdxl, noise, pos, neg))
+    assert torch.equal(sample(cross_frame(sdxl, start=1.0, end=1.0), noise, pos, neg), sample(sdxl, noise, pos, neg))
 
 
-def test_momentum_identities(zs2, t2vz, sdxl):
+def test_momentum_identities(pack, sdxl):
     pos, neg = sdxl_conds(sdxl)
     noise = torch.randn(3, 4, 8, 8, generator=gen(7))
-    torch.testing.assert_close(sample(tma(zs2, sdxl, 1.0), noise, pos, neg, steps=2),
-                               sample(cfa(t2vz, sdxl), noise, pos, neg, steps=2), rtol=0, atol=1e-6)
-    torch.testing.assert_close(sample(tma(zs2, sdxl, 0.0), noise, pos, neg, steps=2),
+    torch.testing.assert_close(sample(momentum(sdxl, 1.0), noise, pos, neg, steps=2),
+                               sample(cross_frame(sdxl), noise, pos, neg, steps=2), rtol=0, atol=1e-6)
+    torch.testing.assert_close(sample(momentum(sdxl, 0.0), noise, pos, neg, steps=2),
                                sample(sdxl, noise, pos, neg, steps=2), rtol=0, atol=1e-6)
 
 
@@ -73,7 +57,7 @@ def test_text2video_zero_sampler_keeps_frame_zero_the_single_image(t2vz, sdxl):
         sampler=comfy.samplers.sampler_object("ddim"), motion_x=12.0, motion_y=12.0, zoom=1.0, rotation=0.0,
         t0=44, t1=47, interpolation="nearest").args[0]
     sigmas = comfy.samplers.calculate_sigmas(sdxl.get_model_object("model_sampling"), "ddim_uniform", 20)
-    video = comfy.sample.sample_custom(cfa(t2vz, sdxl), noise, 5.0, sampler, sigmas, pos, neg,
+    video = comfy.sample.sample_custom(cross_frame(sdxl), noise, 5.0, sampler, sigmas, pos, neg,
                                        torch.zeros(3, 4, 8, 8), seed=11, disable_pbar=True)
     single = sample(sdxl, noise[:1], pos, neg, steps=20, sampler="ddim", scheduler="ddim_uniform")
     assert video.shape == (3, 4, 8, 8) and torch.isfinite(video).all()

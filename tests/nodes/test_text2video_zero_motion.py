@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from zv_testing import assert_close_scaled, gen, sample, sd15_conds
+from zv_testing import assert_close_scaled, cross_frame, gen, sample, sd15_conds
 
 
 @pytest.fixture(scope="module")
@@ -16,11 +16,6 @@ def sd15(comfy):
 def t2vz(pack):
     from zerovideo.nodes import text2video_zero
     return text2video_zero
-
-
-def cross_frame(t2vz, model):
-    return t2vz.CrossFrameAttentionPatch.execute(model=model, anchor="first", start_percent=0.0,
-                                                 end_percent=1.0).args[0]
 
 
 def t2vz_sampler(t2vz, base="ddim", **kw):
@@ -44,7 +39,7 @@ def test_frame_zero_equals_the_plain_single_image_with_the_same_seed(t2vz, sd15)
     latent = torch.zeros(4, 4, 8, 8)
     noise = comfy.sample.prepare_noise(latent, 123)
     assert torch.equal(noise[:1], comfy.sample.prepare_noise(latent[:1], 123))
-    video = sample_custom(cross_frame(t2vz, sd15), t2vz_sampler(t2vz), noise, pos, neg)
+    video = sample_custom(cross_frame(sd15), t2vz_sampler(t2vz), noise, pos, neg)
     single = sample(sd15, noise[:1], pos, neg, steps=20, sampler="ddim", scheduler="ddim_uniform")
     assert video.shape == (4, 4, 8, 8) and torch.isfinite(video).all()
     assert_close_scaled(video[:1], single)
@@ -54,7 +49,7 @@ def test_frame_zero_equals_the_plain_single_image_with_the_same_seed(t2vz, sd15)
 def test_any_base_sampler_works_and_the_run_is_deterministic(t2vz, sd15):
     pos, neg = sd15_conds(sd15)
     noise = torch.randn(3, 4, 8, 8, generator=gen(2))
-    model = cross_frame(t2vz, sd15)
+    model = cross_frame(sd15)
     for base in ("euler_ancestral", "dpmpp_2m", "heun"):
         a = sample_custom(model, t2vz_sampler(t2vz, base), noise, pos, neg, steps=6, scheduler="karras", seed=5)
         b = sample_custom(model, t2vz_sampler(t2vz, base), noise, pos, neg, steps=6, scheduler="karras", seed=5)
@@ -88,8 +83,8 @@ def test_background_smoothing_with_a_mask_runs_through_the_sampler(t2vz, sd15):
     mask = torch.zeros(1, 128, 128)
     mask[:, 48:80, 48:80] = 1  # latent 6:10, dilated 4:12 of 16: the border is background
     noise = torch.randn(3, 4, 16, 16, generator=gen(3))
-    out = sample_custom(cross_frame(t2vz, sd15), t2vz_sampler(t2vz, foreground_mask=mask), noise, pos, neg, steps=6)
-    plain = sample_custom(cross_frame(t2vz, sd15), t2vz_sampler(t2vz), noise, pos, neg, steps=6)
+    out = sample_custom(cross_frame(sd15), t2vz_sampler(t2vz, foreground_mask=mask), noise, pos, neg, steps=6)
+    plain = sample_custom(cross_frame(sd15), t2vz_sampler(t2vz), noise, pos, neg, steps=6)
     assert torch.isfinite(out).all() and not torch.equal(out, plain)
 
 

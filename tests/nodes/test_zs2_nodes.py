@@ -1,7 +1,7 @@
 """ZS² nodes on real ComfyUI objects: momentum attention identities, dependency noise through the samplers."""
 import pytest
 import torch
-from zv_testing import gen, sample, sd15_conds
+from zv_testing import cross_frame, gen, momentum, sample, sd15_conds
 
 
 @pytest.fixture(scope="module")
@@ -16,47 +16,31 @@ def zs2(pack):
     return zs2
 
 
-@pytest.fixture(scope="module")
-def t2vz(pack):
-    from zerovideo.nodes import text2video_zero
-    return text2video_zero
-
-
-def tma(zs2, model, mu, anchor_mix=0.0):
-    return zs2.TemporalMomentumAttention.execute(model=model, mu=mu, anchor_mix=anchor_mix, start_percent=0.0,
-                                                 end_percent=1.0).args[0]
-
-
-def cfa(t2vz, model, anchor="first"):
-    return t2vz.CrossFrameAttentionPatch.execute(model=model, anchor=anchor, start_percent=0.0,
-                                                 end_percent=1.0).args[0]
-
-
-def test_mu_one_equals_cross_frame_attention_to_frame_zero(zs2, t2vz, sd15):
+def test_mu_one_equals_cross_frame_attention_to_frame_zero(pack, sd15):
     pos, neg = sd15_conds(sd15)
     noise = torch.randn(4, 4, 8, 8, generator=gen(1))
-    a = sample(tma(zs2, sd15, 1.0), noise, pos, neg, steps=2)
-    b = sample(cfa(t2vz, sd15), noise, pos, neg, steps=2)
+    a = sample(momentum(sd15, 1.0), noise, pos, neg, steps=2)
+    b = sample(cross_frame(sd15), noise, pos, neg, steps=2)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
 
-def test_mu_zero_equals_plain_self_attention(zs2, sd15):
+def test_mu_zero_equals_plain_self_attention(pack, sd15):
     pos, neg = sd15_conds(sd15)
     noise = torch.randn(4, 4, 8, 8, generator=gen(2))
-    a = sample(tma(zs2, sd15, 0.0), noise, pos, neg, steps=2)
+    a = sample(momentum(sd15, 0.0), noise, pos, neg, steps=2)
     torch.testing.assert_close(a, sample(sd15, noise, pos, neg, steps=2), rtol=0, atol=1e-6)
 
 
-def test_default_mu_changes_the_frames_but_keeps_frame_zero(zs2, sd15):
+def test_default_mu_changes_the_frames_but_keeps_frame_zero(pack, sd15):
     pos, neg = sd15_conds(sd15)
     noise = torch.randn(4, 4, 8, 8, generator=gen(3))
-    a = sample(tma(zs2, sd15, 0.98), noise, pos, neg, steps=2)
+    a = sample(momentum(sd15, 0.98), noise, pos, neg, steps=2)
     plain = sample(sd15, noise, pos, neg, steps=2)
     torch.testing.assert_close(a[:1], sample(sd15, noise[:1], pos, neg, steps=2), rtol=1e-5, atol=1e-3)
     assert (a[1:] - plain[1:]).abs().max() > 1e-2
 
 
-def test_momentum_stacks_after_cross_frame_attention_and_with_attn2_patches(zs2, t2vz, sd15):
+def test_momentum_stacks_after_cross_frame_attention_and_with_attn2_patches(pack, sd15):
     pos, neg = sd15_conds(sd15)
     noise = torch.randn(3, 4, 8, 8, generator=gen(4))
     calls = []
@@ -64,20 +48,20 @@ def test_momentum_stacks_after_cross_frame_attention_and_with_attn2_patches(zs2,
     def ipadapter_like(n, context, value, extra):
         calls.append(n.shape[0])
         return n, context, value
-    stacked = tma(zs2, cfa(t2vz, sd15), 0.5)
+    stacked = momentum(cross_frame(sd15), 0.5)
     stacked.set_model_attn2_patch(ipadapter_like)
     # the EMA of identical frame-0 keys is frame 0 again: the stack equals cross-frame attention alone
     torch.testing.assert_close(sample(stacked, noise, pos, neg, steps=2),
-                               sample(cfa(t2vz, sd15), noise, pos, neg, steps=2), rtol=0, atol=1e-6)
+                               sample(cross_frame(sd15), noise, pos, neg, steps=2), rtol=0, atol=1e-6)
     assert calls and all(c == 6 for c in calls)
 
 
-def test_model_without_attention_blocks_is_refused(zs2, comfy):
+def test_model_without_attention_blocks_is_refused(pack):
     from scripts import tiny_models
     bare = tiny_models.tiny_sd15(transformer_depth=[0, 0], transformer_depth_output=[0, 0, 0, 0],
                                  transformer_depth_middle=-1)
     with pytest.raises(ValueError, match="no U-Net self-attention blocks"):
-        tma(zs2, bare, 0.98)
+        momentum(bare, 0.98)
 
 
 def noise_node(zs2, seed=3, lam=0.1, mode="closed_form", videos=1, latent=None):
@@ -144,6 +128,6 @@ def test_per_step_noise_option_changes_ancestral_sampling_deterministically(zs2,
 
 def test_input_model_options_are_untouched(zs2, sd15):
     before = repr(sd15.model_options)
-    tma(zs2, sd15, 0.5)
+    momentum(sd15, 0.5)
     zs2.DependencyNoiseModel.execute(model=sd15, noise_lambda=0.1, mode="closed_form", videos=1, per_step_noise=True)
     assert repr(sd15.model_options) == before
