@@ -91,59 +91,47 @@ def test_execution_errors_are_clear_messages(client, object_info, good, case):
     good()
 
 
-def test_zerosmooth_on_an_image_model_is_refused(client, object_info, good):
-    prompt = tiny_prompt(object_info, SD15, QUICK[SD15])
-    ckpt = first_node(prompt, "CheckpointLoaderSimple")
-    prompt["90"] = {"class_type": "ZeroVideo.HiddenStateCorrection",
-                    "inputs": {"model": [ckpt, 0], "strength": 0.8, "schedule": "linear", "loop": False}}
-    prompt[first_node(prompt, "KSampler")]["inputs"]["model"] = ["90", 0]
-    with pytest.raises(ComfyError, match="needs a Stable Video Diffusion model"):
-        client.run(prompt)
-    good()
-
-
-def test_self_cascade_on_an_image_model_is_refused(client, object_info, good):
-    prompt = tiny_prompt(object_info, SD15, QUICK[SD15])
-    ksampler = prompt[first_node(prompt, "KSampler")]["inputs"]
-    prompt["90"] = {"class_type": "ZeroVideo.SelfCascadeInterpolate",
-                    "inputs": {"model": [first_node(prompt, "CheckpointLoaderSimple"), 0],
-                               "positive": ksampler["positive"], "negative": ksampler["negative"],
-                               "factor": "x2", "key_frames": 2, "cfg": 2.5, "color_fix": True}}
-    ksampler["latent_image"] = ["90", 1]
-    with pytest.raises(ComfyError, match="Self-Cascade Interpolate: needs a Stable Video Diffusion model"):
-        client.run(prompt)
-    good()
-
-
-# every MODEL node on a DiT (UNETLoader of a tiny SD3 MMDiT): (node, inputs besides the model, message)
-ON_A_DIT = [
-    ("ZeroVideo.CrossFrameAttentionPatch", {"anchor": "first", "start_percent": 0.0, "end_percent": 1.0},
+DIT, IMAGE_MODEL = "a DiT", "an image model"
+CASCADE = {"factor": "x2", "key_frames": 2, "cfg": 2.5}
+# every MODEL node on a DiT (UNETLoader of a tiny SD3 MMDiT), the SVD-only ones on SD1.5 too:
+# (model, node, inputs besides the model, message)
+WRONG_FAMILY = [
+    (DIT, "ZeroVideo.CrossFrameAttentionPatch", {"anchor": "first", "start_percent": 0.0, "end_percent": 1.0},
      "Cross-Frame Attention: this model (OpenAISignatureMMDITWrapper) has no U-Net self-attention blocks"),
-    ("ZeroVideo.TemporalMomentumAttention", {"mu": 0.98, "anchor_mix": 0.0, "start_percent": 0.0,
-                                             "end_percent": 1.0}, "has no U-Net self-attention blocks"),
-    ("ZeroVideo.HiddenStateCorrection", {"strength": 0.8, "schedule": "linear", "loop": False},
+    (DIT, "ZeroVideo.TemporalMomentumAttention", {"mu": 0.98, "anchor_mix": 0.0, "start_percent": 0.0,
+                                                  "end_percent": 1.0}, "has no U-Net self-attention blocks"),
+    (DIT, "ZeroVideo.HiddenStateCorrection", {"strength": 0.8, "schedule": "linear", "loop": False},
      "Hidden State Correction: needs a Stable Video Diffusion model"),
-    ("ZeroVideo.ExVideoTemporalExtend", {"mode": "interpolate", "extension": "(none: training-free modes)"},
+    (DIT, "ZeroVideo.ExVideoTemporalExtend", {"mode": "interpolate", "extension": "(none: training-free modes)"},
      "ExVideo: needs a Stable Video Diffusion model"),
-    ("ZeroVideo.SelfCascadeInterpolate", {"factor": "x2", "key_frames": 2, "cfg": 2.5, "color_fix": False},
+    (DIT, "ZeroVideo.SelfCascadeInterpolate", dict(CASCADE, color_fix=False),
+     "Self-Cascade Interpolate: needs a Stable Video Diffusion model"),
+    (IMAGE_MODEL, "ZeroVideo.HiddenStateCorrection", {"strength": 0.8, "schedule": "linear", "loop": False},
+     "needs a Stable Video Diffusion model"),
+    (IMAGE_MODEL, "ZeroVideo.SelfCascadeInterpolate", dict(CASCADE, color_fix=True),
      "Self-Cascade Interpolate: needs a Stable Video Diffusion model"),
 ]
 
 
-@pytest.mark.parametrize("case", ON_A_DIT, ids=[c[0].split(".")[1] for c in ON_A_DIT])
-def test_every_model_node_refuses_a_dit(client, object_info, good, case):
+@pytest.mark.parametrize("case", WRONG_FAMILY, ids=[f"{c[1].split('.')[1]} on {c[0]}" for c in WRONG_FAMILY])
+def test_model_nodes_refuse_the_wrong_model_family(client, object_info, good, case):
+    import re
+
     from scripts.tiny_models import SD3_NAME
-    node, inputs, message = case
+    family, node, inputs, message = case
     prompt = tiny_prompt(object_info, SD15, QUICK[SD15])
     ksampler = prompt[first_node(prompt, "KSampler")]["inputs"]
-    prompt["89"] = {"class_type": "UNETLoader", "inputs": {"unet_name": SD3_NAME, "weight_dtype": "default"}}
-    prompt["90"] = {"class_type": node, "inputs": dict(inputs, model=["89", 0])}
+    model = [first_node(prompt, "CheckpointLoaderSimple"), 0]
+    if family == DIT:
+        prompt["89"] = {"class_type": "UNETLoader", "inputs": {"unet_name": SD3_NAME, "weight_dtype": "default"}}
+        model = ["89", 0]
+    prompt["90"] = {"class_type": node, "inputs": dict(inputs, model=model)}
     if node.endswith("SelfCascadeInterpolate"):
         prompt["90"]["inputs"].update(positive=ksampler["positive"], negative=ksampler["negative"])
         ksampler["latent_image"] = ["90", 1]
     else:
         ksampler["model"] = ["90", 0]
-    with pytest.raises(ComfyError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+    with pytest.raises(ComfyError, match=re.escape(message)) as err:
         client.run(prompt)
     assert "Traceback" not in str(err.value)
     good()
