@@ -121,7 +121,8 @@ def blend(o: torch.Tensor, o_hat: torch.Tensor, w: float) -> torch.Tensor:
 
 
 def strength(progress_left: float, w_max: float = 0.8) -> float:
-    """w_t = w_max·t/T: strong at the start (progress_left = 1), 0 at the end."""
+    """w_t = w_max·t/T for the fraction t/T of the schedule still ahead: w_max at the start (progress_left = 1),
+    falling linearly. A sampler's step i of N has N − i steps ahead, so its last step gets w_max/N, not 0."""
     return w_max * min(1.0, max(0.0, progress_left))
 
 

@@ -38,7 +38,8 @@ def attention_keys(model) -> list[tuple[str, int]]:
     for name, blocks in (("input", dm.input_blocks), ("output", dm.output_blocks)):
         keys += [(name, i) for i, block in enumerate(blocks)
                  if any(isinstance(m, comfy_attention.SpatialTransformer) for m in block)]
-    if any(isinstance(m, comfy_attention.SpatialTransformer) for m in dm.middle_block):
+    middle = getattr(dm, "middle_block", None)  # None in distilled U-Nets without one (BK-SDM)
+    if middle is not None and any(isinstance(m, comfy_attention.SpatialTransformer) for m in middle):
         keys.append(("middle", 0))
     return keys
 
@@ -48,6 +49,19 @@ def require_unet_self_attention(model, node: str) -> None:
         name = type(model.get_model_object("diffusion_model")).__name__
         raise ValueError(f"{node}: this model ({name}) has no U-Net self-attention blocks to patch. "
                          f"It works with SD1.x, SD2.x, SDXL and SVD U-Nets.")
+
+
+FP8_DTYPES = tuple(getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+                   if hasattr(torch, n))
+
+
+def compute_dtype(model) -> torch.dtype:
+    """The dtype the diffusion model computes in: its weight dtype, or the manual-cast dtype ComfyUI picked for
+    weights it cannot compute in (fp8 weights, fp16 on a CPU, …). Tensors a node adds live in this dtype: an fp8
+    copy would lose precision, and most torch kernels (lerp, conv3d) have no fp8 version."""
+    base = getattr(model, "model", model)
+    dtype = getattr(base, "manual_cast_dtype", None) or base.get_dtype()
+    return torch.float32 if dtype in FP8_DTYPES else dtype
 
 
 def is_video_unet(model) -> bool:
@@ -148,9 +162,11 @@ class FrameKVPatch:
     Subclasses implement `kv(x, chunks, extra_options) -> x'` on `(chunks·F, N, C)` tensors.
     """
 
-    def __init__(self, sigmas: SigmaRange, video: bool):
+    def __init__(self, sigmas: SigmaRange, video: bool, videos: int = 1, node: str = "ZeroVideo"):
         self.sigmas = sigmas
         self.video = video
+        self.videos = videos
+        self.node = node
 
     def kv(self, x, chunks: int, extra_options: dict):
         raise NotImplementedError
@@ -159,21 +175,40 @@ class FrameKVPatch:
         layout = spatial_layout(n, extra_options, self.video, self)
         if layout is None or extra_options not in self.sigmas:
             return n, context, value
-        chunks = layout[0]
+        chunks = video_groups(layout[0], layout[1], self.videos, self.node,
+                              extra_options.get("context_window") is not None)
         new_context = self.kv(context, chunks, extra_options)
         new_value = new_context if value is context else self.kv(value, chunks, extra_options)
         return n, new_context, new_value
 
 
-def patch_model_attn1(model, patch_cls, node: str, start_percent: float, end_percent: float, **kw):
+def video_groups(chunks: int, frames: int, videos: int, node: str, windowed: bool = False) -> int:
+    """How many independent groups of frames a batch of `chunks` conds × `frames` holds: each cond's frames are
+    `videos` videos one after the other (Dependency Noise's `videos`), and no frame reads another video's."""
+    if videos == 1:
+        return chunks
+    if frames % videos:
+        raise ValueError(f"{node}: the latent batch has {frames} frames, which do not split into videos={videos} "
+                         f"equal videos. Set the batch size to videos × frames per video.")
+    if windowed:
+        raise ValueError(f"{node}: videos={videos} does not work with context windows (a window would mix the "
+                         f"videos); sample the videos one at a time or set videos to 1.")
+    return chunks * videos
+
+
+def patch_model_attn1(model, patch_cls, node: str, start_percent: float, end_percent: float, videos: int = 1,
+                      **kw):
     """Clone `model` and add a FrameKVPatch subclass as an attn1 patch (with the hooks it needs)."""
     require_unet_self_attention(model, node)
+    if videos < 1:
+        raise ValueError(f"{node}: videos must be at least 1, got {videos}")
     m = model.clone()
     video = is_video_unet(m)
     if video:
         add_call_counter(m)
     add_run_state(m)
-    m.set_model_attn1_patch(patch_cls(sigmas=SigmaRange(m, start_percent, end_percent), video=video, **kw))
+    m.set_model_attn1_patch(patch_cls(sigmas=SigmaRange(m, start_percent, end_percent), video=video, videos=videos,
+                                      node=node, **kw))
     return m
 
 

@@ -69,3 +69,12 @@ def require_finite(node: str, name: str, tensor) -> None:
     raise ValueError(f"{node}: {name} contains NaN or infinite values{where}. The node that produced it "
                      f"failed (e.g. a VAE or model in fp16 overflowing); fix that upstream, since going on "
                      f"would only give a black or garbled video.")
+
+
+def attention_videos_input() -> io.Int.Input:
+    """Several videos in one latent batch (as Dependency Noise's `videos` makes them) for the attention patches.
+    Optional, so prompts saved before it existed keep validating."""
+    return io.Int.Input("videos", default=1, min=1, max=256, optional=True,
+                        tooltip="Number of videos in the latent batch, one after the other (as in Dependency "
+                                "Noise's videos): each video's frames read only their own video's frames. 1 = the "
+                                "whole batch is one video.")

@@ -118,7 +118,17 @@ def _check_frame_limit(limit: int, executor, *args, **kwargs):
     more base frames than it holds, at the first step."""
     latent = args[1] if len(args) > 1 else kwargs.get("latent_image")
     frames = latent.shape[0] if latent is not None and latent.ndim == 4 else None
-    if frames is not None and frames > limit and not _remaps_positions(getattr(executor, "class_obj", None)):
+    guider = getattr(executor, "class_obj", None)
+    if frames is None or _remaps_positions(guider):
+        return executor(*args, **kwargs)
+    stage = getattr(guider, "longest_call_frames", None)  # a ZeroSmooth cascade: its stages run one at a time
+    if callable(stage):
+        frames = stage()
+        if frames > limit:
+            raise ValueError(f"ExVideo: the longest stage of the ZeroSmooth cascade has {frames} frames, but the "
+                             f"extension's position table holds {limit}. Use fewer key frames or a smaller factor "
+                             f"(or add Hidden State Correction: then the limit applies to the key frames).")
+    elif frames > limit:
         raise ValueError(f"ExVideo: {frames} frames requested, but the extension's position table holds {limit}. "
                          f"Set video_frames to at most {limit}.")
     return executor(*args, **kwargs)
@@ -127,7 +137,7 @@ def _check_frame_limit(limit: int, executor, *args, **kwargs):
 def apply_extension(model, sd: dict[str, torch.Tensor], name: str = "extension"):
     """A clone of an SVD ModelPatcher with ExVideo weights (set patches) and its new modules (object patches)."""
     blocks = _patching.require_svd(model, "ExVideo")
-    weights, new, unmatched = X.split_extension(sd)
+    weights, new, unmatched = X.split_extension({k: v.detach() for k, v in sd.items()})
     if unmatched:
         raise ValueError(f"ExVideo: {name} has {len(unmatched)} tensors that are not in the ExVideo layout, e.g. "
                          f"{unmatched[:3]}")
@@ -153,7 +163,7 @@ def apply_extension(model, sd: dict[str, torch.Tensor], name: str = "extension")
             raise ValueError(f"ExVideo: {name}'s position table / Conv3d for {path} are for {t['table'].shape[1]} "
                              f"channels, but this model's block has {channels}")
     m.add_patches({k: ("set", (v,)) for k, v in weights.items()}, 1.0, 1.0)
-    extras = ExVideoExtras(new, m.model.get_dtype())
+    extras = ExVideoExtras(new, _patching.compute_dtype(m))
     m.set_additional_models(KEY, [comfy.model_patcher.ModelPatcher(
         extras, load_device=m.load_device, offload_device=m.offload_device)])
     limit = X.detect_frames(sd)

@@ -9,8 +9,8 @@ from comfy_api.latest import io
 from ..kernels.attention import ANCHOR_MODES, cross_frame_kv
 from ..kernels import warp
 from . import _patching
-from ._schema import (CATEGORY, check_choice, check_percent_range, check_range, first_error, require_finite,
-                      schema)
+from ._schema import (CATEGORY, attention_videos_input, check_choice, check_percent_range, check_range, first_error,
+                      require_finite, schema)
 
 PAPER = "Text2Video-Zero (Khachatryan et al., ICCV 2023, arXiv 2303.13439)"
 T2VZ_CATEGORY = f"{CATEGORY}/Text2Video-Zero"
@@ -25,8 +25,8 @@ class CrossFrameAttn1(_patching.FrameKVPatch):
     windows that do not.
     """
 
-    def __init__(self, mode: str, sigmas: _patching.SigmaRange, video: bool):
-        super().__init__(sigmas, video)
+    def __init__(self, mode: str, sigmas: _patching.SigmaRange, video: bool, **kw):
+        super().__init__(sigmas, video, **kw)
         self.mode = mode
 
     def kv(self, x, chunks, extra_options):
@@ -56,9 +56,10 @@ class CrossFrameAttn1(_patching.FrameKVPatch):
 class _ControlNetState:
     """What the ControlNet's wrapped attn1 modules need from the current call (set in get_control)."""
 
-    def __init__(self, mode: str, sigmas: _patching.SigmaRange):
+    def __init__(self, mode: str, sigmas: _patching.SigmaRange, videos: int = 1):
         self.mode = mode
         self.sigmas = sigmas
+        self.videos = videos
         self.chunks = None
         self.sigma = None
 
@@ -67,11 +68,12 @@ def _cross_frame_attn1_forward(attn, state: _ControlNetState, x, context=None, v
     """CrossAttention.forward of a ControlNet self-attention, with keys/values from the anchor frames."""
     chunks = state.chunks
     if context is None and value is None and chunks and x.shape[0] % chunks == 0 and state.sigmas.active(state.sigma):
-        context = value = cross_frame_kv(x, chunks, state.mode)
+        groups = _patching.video_groups(chunks, x.shape[0] // chunks, state.videos, "Cross-Frame Attention (ControlNet)")
+        context = value = cross_frame_kv(x, groups, state.mode)
     return type(attn).forward(attn, x, context, value, *args, **kwargs)
 
 
-def cross_frame_controlnet(control_net, mode: str, sigmas: _patching.SigmaRange):
+def cross_frame_controlnet(control_net, mode: str, sigmas: _patching.SigmaRange, videos: int = 1):
     """A copy of a standard ControlNet whose self-attention is cross-frame attention (paper §4: ControlNet video).
 
     Core runs the ControlNet's U-Net copy without transformer_options, so model attention patches never reach
@@ -84,7 +86,7 @@ def cross_frame_controlnet(control_net, mode: str, sigmas: _patching.SigmaRange)
     if not isinstance(control_net, comfy.controlnet.ControlNet) or getattr(control_net, "control_model", None) is None:
         raise ValueError(f"Cross-Frame Attention: control_net must be a standard ControlNet; got "
                          f"{type(control_net).__name__} (ControlLoRA and T2I adapters are not supported).")
-    state = _ControlNetState(mode, sigmas)
+    state = _ControlNetState(mode, sigmas, videos)
     out = _controlnet_class().copy_of(control_net, state)
     wrapped = control_net.control_model_wrapped.clone()
     blocks = [(name, m) for name, m in out.control_model.named_modules()
@@ -153,6 +155,7 @@ class CrossFrameAttentionPatch(io.ComfyNode):
                 io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.001,
                                tooltip="End of the sampling range where the patch is active (1 = last step). "
                                        "The paper uses the whole range."),
+                attention_videos_input(),
                 io.ControlNet.Input("control_net", optional=True,
                                     tooltip="Optional ControlNet to give cross-frame attention too, as in the paper's "
                                             "ControlNet video mode. Use the control_net output in Apply ControlNet."),
@@ -170,12 +173,13 @@ class CrossFrameAttentionPatch(io.ComfyNode):
                            check_percent_range(start_percent, end_percent))
 
     @classmethod
-    def execute(cls, model, anchor, start_percent, end_percent, control_net=None) -> io.NodeOutput:
+    def execute(cls, model, anchor, start_percent, end_percent, control_net=None, videos=1) -> io.NodeOutput:
         m = _patching.patch_model_attn1(model, CrossFrameAttn1, "Cross-Frame Attention", start_percent,
-                                        end_percent, mode=anchor)
+                                        end_percent, videos=videos, mode=anchor)
         cn = None
         if control_net is not None:
-            cn = cross_frame_controlnet(control_net, anchor, _patching.SigmaRange(m, start_percent, end_percent))
+            cn = cross_frame_controlnet(control_net, anchor, _patching.SigmaRange(m, start_percent, end_percent),
+                                        videos)
         return io.NodeOutput(m, cn)
 
 
@@ -263,6 +267,40 @@ def is_flow_model(model_sampling, node: str) -> bool:
                      f"model's sampling ({type(model_sampling).__name__}) is neither.")
 
 
+def _controls(k_model) -> list:
+    """Every ControlNet / T2I adapter (with the ones chained before it) in the conds of the guider behind a
+    k-diffusion model wrapper."""
+    guider = k_model
+    for _ in range(3):
+        if isinstance(getattr(guider, "conds", None), dict):
+            break
+        guider = getattr(guider, "inner_model", None)
+    found = []
+    for conds in (getattr(guider, "conds", None) or {}).values():
+        for c in conds or []:
+            control = c.get("control") if isinstance(c, dict) else None
+            while control is not None and not any(control is f for f in found):
+                found.append(control)
+                control = getattr(control, "previous_controlnet", None)
+    return found
+
+
+def sampler_state(base, sampling, sigma, stored: torch.Tensor) -> torch.Tensor:
+    """The sampler's own state x_σ behind a latent that KSamplerAdvanced returned with leftover noise at σ.
+
+    ComfyUI hands a partly denoised latent over as `process_latent_out(inverse_noise_scaling(σ, x_σ))` and
+    resumes (add_noise off) from `noise_scaling(σ, 0, process_latent_in(latent))`: the identity for eps/v/EDM
+    models, but x_σ/(1−σ) for rectified-flow models (SD3, Flux), so the units must be converted both ways.
+    """
+    x = base.process_latent_in(stored.float())
+    return sampling.noise_scaling(sigma, torch.zeros_like(x), x)
+
+
+def handover_latent(base, sampling, sigma, x: torch.Tensor) -> torch.Tensor:
+    """The latent KSamplerAdvanced expects for a sampler state x_σ (the inverse of `sampler_state`)."""
+    return base.process_latent_out(sampling.inverse_noise_scaling(sigma, x))
+
+
 def text2video_zero_sample(model, x, sigmas, extra_args=None, callback=None, disable=None, *, base, motion,
                            t0, t1, mode, fg_masks=None):
     """k-diffusion sampler function: Text2Video-Zero's procedure around any base sampler (§3.3)."""
@@ -280,12 +318,23 @@ def text2video_zero_sample(model, x, sigmas, extra_args=None, callback=None, dis
     s1, s0 = warp.paper_steps(steps, t0, t1)
     masks = None if fg_masks is None else latent_masks(fg_masks, frames, x.shape[2], x.shape[3]).to(x)
 
+    controls = _controls(model)
+    # One stream of per-step noise for the whole run (ancestral / SDE samplers): each pass would otherwise restart
+    # the sampler's own generator from the seed and give frame 0 the same draws again at later steps.
+    stream = torch.Generator().manual_seed(int(extra_args.get("seed", 0)))
+
     def run(latent, sig, offset):
         if len(sig) < 2:
             return latent
+        for control in controls:  # hints were cut to this pass's batch; prepare them again for the new frames
+            control.cond_hint = None
         cb = None if callback is None else (lambda d: callback(dict(d, i=d["i"] + offset)))
-        return base.sampler_function(model, latent, sig, extra_args=extra_args, callback=cb, disable=disable,
-                                     **base.extra_options)
+
+        def noise_sampler(sigma, sigma_next):
+            return torch.randn(latent.shape, generator=stream).to(latent)
+        with _patching.noise_sampler_override(base, noise_sampler):
+            return base.sampler_function(model, latent, sig, extra_args=extra_args, callback=cb, disable=disable,
+                                         **base.extra_options)
 
     x1_t = run(x[:1], sigmas[:s1 + 1], 0)
     x1_t_prime = run(x1_t, sigmas[s1:s0 + 1], s1)
@@ -308,8 +357,10 @@ class Text2VideoZeroSampler(io.ComfyNode):
                 "denoised alone for the first steps, copied to every frame with a global camera motion (warp in "
                 "latent space), re-noised, and all frames are denoised together. Use it with a model patched by "
                 "Cross-Frame Attention and a latent batch of one entry per frame. Works around any base "
-                f"sampler (the paper uses DDIM, 50 steps). From {PAPER}. Cost: ≈ (1 + s0/steps) of a plain "
-                "run for one frame plus the video run from step s1 (≈ 6% extra at the defaults)."),
+                f"sampler (the paper uses DDIM, 50 steps). From {PAPER}. Frame 0 is the single image of the same "
+                "seed for one-step deterministic samplers (euler, ddim, heun); multistep ones (dpmpp_2m, uni_pc) "
+                "restart their history at each pass. Cost: s0 steps of frame 0 alone plus the video from step s1 "
+                "(at the defaults 0.97× the frame-steps, 1.06× the model calls of sampling the video directly)."),
             search_aliases=ALIASES + ["motion dynamics", "latent warp", "camera motion"],
             inputs=[
                 io.Sampler.Input("sampler", tooltip="The base sampler (e.g. KSamplerSelect → ddim or euler)."),
@@ -394,20 +445,21 @@ class MotionLatentWarp(io.ComfyNode):
         s1, s0 = warp.paper_steps(steps, t0, t1)
         sampling = model.get_model_object("model_sampling")
         sigmas = comfy.samplers.calculate_sigmas(sampling, scheduler, steps)
+        sigma_t, sigma_tp = sigmas[s1], sigmas[s0]
         base = model.model
-        x1_t = base.process_latent_in(first_frame["samples"].float())
-        x1_tp = base.process_latent_in(latent["samples"].float())
+        x1_t = sampler_state(base, sampling, sigma_t, first_frame["samples"])
+        x1_tp = sampler_state(base, sampling, sigma_tp, latent["samples"])
         _, _, h, w = x1_t.shape
         g = torch.Generator().manual_seed(seed)
         noise = torch.randn((frames - 1, *x1_t.shape[1:]), generator=g)
         x_t = warp.motion_dynamics(x1_t, x1_tp, motion_rows(frames, motion_x, motion_y, zoom, rotation),
-                                   float(sigmas[s1]), float(sigmas[s0]), noise, interpolation,
+                                   float(sigma_t), float(sigma_tp), noise, interpolation,
                                    latent_masks(foreground_mask, frames, h, w),
                                    flow=is_flow_model(sampling, "Motion Latent Warp"))
         out = latent.copy()
         out.pop("noise_mask", None)
         out.pop("batch_index", None)
-        samples = base.process_latent_out(x_t).to(first_frame["samples"].dtype)
+        samples = handover_latent(base, sampling, sigma_t, x_t).to(first_frame["samples"].dtype)
         samples[:1] = first_frame["samples"]  # exact, not through the latent scale and back
         out["samples"] = samples
         return io.NodeOutput(out)

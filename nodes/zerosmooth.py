@@ -79,6 +79,10 @@ class SelfCascadeGuider(comfy.samplers.CFGGuider):
     def frames(self, s: int) -> int:
         return self.t0 * 2 ** s
 
+    def longest_call_frames(self) -> int:
+        """The most frames one U-Net call sees (the last stage); the latent holds every stage."""
+        return self.frames(self.stages - 1)
+
     def set_conds(self, positive, negative):
         conds = {}
         for s in range(self.stages):
@@ -346,8 +350,8 @@ class HiddenStateCorrection(io.ComfyNode):
             description=(
                 "The correction half of ZeroSmooth: inside a Self-Cascade Interpolate run, every attention layer of "
                 "the longer branch is pulled towards the key-frame branch (key frames take the key states, in-"
-                "between frames keep their differences), blended by strength w_t = w_max·(steps left), strong "
-                "early and 0 at the end. Also interpolates SVD's frame positions and windows temporal attention "
+                "between frames keep their differences), blended by strength w_t = w_max·(steps left)/steps: "
+                "w_max at the first step, falling linearly to w_max/steps at the last (the paper's t/T). Also interpolates SVD's frame positions and windows temporal attention "
                 "for the longer branches. Outside a cascade the model behaves exactly like the stock model. "
                 f"From {PAPER}. Cost: a second attention pass in corrected layers of the long branch."),
             search_aliases=ALIASES,
@@ -355,9 +359,12 @@ class HiddenStateCorrection(io.ComfyNode):
                 io.Model.Input("model", tooltip="An SVD / SVD-XT model."),
                 io.Float.Input("strength", default=0.8, min=0.0, max=1.0, step=0.01,
                                tooltip="w_max: how far the long branch is pulled to the corrected states. Paper: 0.8. "
-                                       "0 = no correction (direct inference)."),
+                                       "0 = no correction of the attention states; the long branches' frame positions stay "
+                                       "rescaled and their temporal attention windowed. For the paper's direct "
+                                       "inference, leave this node out."),
                 io.Combo.Input("schedule", options=["linear", "constant"], default="linear",
-                               tooltip="linear: w_t = w_max·(steps left)/steps (the paper). constant: w_max every step."),
+                               tooltip="linear: w_t = w_max·(steps left)/steps, i.e. w_max at the first step and "
+                                       "w_max/steps at the last (the paper's t/T). constant: w_max every step."),
                 io.Boolean.Input("loop", default=False,
                                  tooltip="Seamless loops (beyond the paper): treat the last→first frame pair as a pair "
                                          "in the key/value correction."),

@@ -8,7 +8,7 @@ from comfy_api.latest import io
 from ..kernels import noise as dnm
 from ..kernels.attention import momentum_kv
 from . import _patching
-from ._schema import CATEGORY, check_choice, check_percent_range, schema
+from ._schema import CATEGORY, attention_videos_input, check_choice, check_percent_range, schema
 
 PAPER = "ZS² — Fine-grained Zero-shot Video Sampling (Chen, Hu, Wei, Wu; arXiv 2407.21475)"
 ZS2_CATEGORY = f"{CATEGORY}/ZS2"
@@ -17,10 +17,11 @@ WRAPPER_KEY = "zerovideo_dependency_noise"
 
 
 def lambda_input():
-    return io.Float.Input("noise_lambda", default=0.01, min=0.0, max=1.6, step=0.001,
+    return io.Float.Input("noise_lambda", default=0.01, min=0.0, max=1.65, step=0.001,
                           tooltip="λ: how different neighbouring frames' noise is (the paper's divergence target). "
                                   "0 = identical noise (still image); 0.01 (paper) ≈ correlation 0.994; 0.1 ≈ 0.94; "
-                                  "0.25 ≈ 0.85; ≥ 1.65 = independent frames. Useful range 0-0.25.")
+                                  "0.25 ≈ 0.85; ≥ √e ≈ 1.649 (up to the maximum 1.65) = independent frames. Useful "
+                                  "range 0-0.25.")
 
 
 def mode_input():
@@ -201,8 +202,8 @@ class DependencyNoiseModel(io.ComfyNode):
 class MomentumAttn1(_patching.FrameKVPatch):
     """attn1 patch: keys/values are the EMA over frames (per chunk) of the incoming context/value."""
 
-    def __init__(self, mu: float, anchor_mix: float, sigmas: _patching.SigmaRange, video: bool):
-        super().__init__(sigmas, video)
+    def __init__(self, mu: float, anchor_mix: float, sigmas: _patching.SigmaRange, video: bool, **kw):
+        super().__init__(sigmas, video, **kw)
         self.mu = mu
         self.anchor_mix = anchor_mix
 
@@ -238,6 +239,7 @@ class TemporalMomentumAttention(io.ComfyNode):
                                tooltip="Start of the sampling range where the patch is active."),
                 io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.001,
                                tooltip="End of the sampling range where the patch is active."),
+                attention_videos_input(),
             ],
             outputs=[io.Model.Output(tooltip="The model with temporal momentum attention (a patched copy).")],
         )
@@ -247,9 +249,10 @@ class TemporalMomentumAttention(io.ComfyNode):
         return check_percent_range(start_percent, end_percent)
 
     @classmethod
-    def execute(cls, model, mu, anchor_mix, start_percent, end_percent) -> io.NodeOutput:
+    def execute(cls, model, mu, anchor_mix, start_percent, end_percent, videos=1) -> io.NodeOutput:
         return io.NodeOutput(_patching.patch_model_attn1(model, MomentumAttn1, "Temporal Momentum Attention",
-                                                         start_percent, end_percent, mu=mu, anchor_mix=anchor_mix))
+                                                         start_percent, end_percent, videos=videos, mu=mu,
+                                                         anchor_mix=anchor_mix))
 
 
 NODES = [DependencyNoise, DependencyNoiseModel, TemporalMomentumAttention]

@@ -280,12 +280,15 @@ class ComfyServer:
         return "\n".join(self.log_text().splitlines()[-n:])
 
     def import_failures(self) -> list[str]:
-        """Log lines where ComfyUI reports that our pack (or a module of it) failed to import."""
-        bad = []
-        for line in self.log_text().splitlines():
-            if re.search(r"IMPORT FAILED|Cannot import|Error importing", line) and PACK_DIR_NAME in line:
-                bad.append(line)
-        return bad
+        """Log lines where ComfyUI reports that our pack failed to import.
+
+        Attributed by module path: ComfyUI names a failed custom node by the folder it loaded it from
+        (`custom_nodes/ZeroVideo` here). Its own optional modules (comfy_extras/nodes_audio.py without
+        torchaudio, say) are not ours, even when the host tree sits inside a clone that is called ZeroVideo.
+        """
+        pack = re.escape(str(self.workdir / "custom_nodes" / PACK_DIR_NAME)) + r"(?![\w.-])"
+        return [line for line in self.log_text().splitlines()
+                if re.search(r"IMPORT FAILED|Cannot import|Error importing", line) and re.search(pack, line)]
 
     def stop(self):
         if self.proc is None:

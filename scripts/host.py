@@ -2,7 +2,7 @@
 """The ZeroVideo test host: a real ComfyUI, installed by this script alone.
 
     python3 scripts/host.py setup            build/refresh the venv and the ComfyUI tree (idempotent)
-    python3 scripts/host.py test [ARGS]      setup, then run pytest in the venv (ARGS go to pytest)
+    python3 scripts/host.py test [ARGS]      setup (+ headless Chromium for the UI test), then run pytest in the venv
     python3 scripts/host.py run WF [ARGS]    setup, then run a workflow through a headless ComfyUI
     python3 scripts/host.py bench [ARGS]     setup, then run the benchmarks
     python3 scripts/host.py workflows        regenerate workflows/ (UI + API twins) from scripts/make_workflows.py
@@ -182,6 +182,26 @@ def ensure_tools() -> Path:
     return exe
 
 
+BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser")
+BROWSER_PACKAGE = "chromium-headless-shell"  # Debian's; the UI test drives it over CDP (no browser download)
+
+
+def ensure_browser() -> str | None:
+    """Headless Chromium for the UI test: found on PATH, or installed from Debian's packages when we are root.
+    Returns why it is missing (one line saying how to get it), or None when it is there."""
+    if any(shutil.which(b) for b in BROWSERS):
+        return None
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        log(f"installing {BROWSER_PACKAGE} for the UI test (apt-get)")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", BROWSER_PACKAGE]):
+            if subprocess.call(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) != 0:
+                break
+        if any(shutil.which(b) for b in BROWSERS):
+            return None
+    return f"the UI test needs headless Chromium: sudo apt-get install {BROWSER_PACKAGE}"
+
+
 def setup() -> tuple[Path, Path]:
     comfy = ensure_comfyui()
     py = ensure_venv(comfy)
@@ -214,6 +234,10 @@ def main(argv: list[str]) -> int:
         return 0
     if cmd == "test":
         env["ZEROVIDEO_COMFY_CLI"] = str(ensure_tools())
+        missing = ensure_browser()
+        if missing:
+            log(missing + " (the UI tests are skipped without it)")
+            env["ZEROVIDEO_NO_BROWSER"] = missing
         return subprocess.call([str(py), "-m", "pytest", *rest], cwd=REPO, env=env)
     if cmd == "run":
         return subprocess.call([str(py), "-m", "scripts.run_workflow", *rest], env=env)

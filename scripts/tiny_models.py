@@ -167,6 +167,25 @@ def patcher(model):
     return comfy.model_patcher.ModelPatcher(model, mm.get_torch_device(), mm.unet_offload_device())
 
 
+def with_weight_dtype(mp, dtype, compute=None):
+    """The same diffusion-model weights loaded as ComfyUI loads a U-Net with a weight dtype (UNETLoader's
+    weight_dtype, --fp8_e4m3fn-unet, --bf16-unet…): stored in `dtype`, computed in the manual-cast dtype ComfyUI
+    picks for this device (`compute` forces one; `compute=dtype` computes in the weight dtype itself)."""
+    mm = import_comfy()
+    import torch
+    base = mp.model
+    unet_config = {k: v for k, v in base.model_config.unet_config.items() if k != "dtype"}
+    cfg = type(base.model_config)(unet_config)
+    manual = compute if compute is not None else mm.unet_manual_cast(dtype, mm.get_torch_device(),
+                                                                     cfg.supported_inference_dtypes)
+    cfg.set_inference_dtype(dtype, None if manual == dtype else manual)
+    model = cfg.get_model({})
+    sd = {k: v.detach().clone() for k, v in base.diffusion_model.state_dict().items()}
+    with torch.no_grad():
+        model.load_model_weights(sd, "")
+    return patcher(model)
+
+
 def tiny_sd15(seed: int = 0, **overrides):
     return patcher(sd15_model(dict(SD15_TINY_UNET, **overrides), seed))
 

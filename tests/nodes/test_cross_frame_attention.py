@@ -186,3 +186,29 @@ def test_under_context_windows_global_frame_zero_stays_the_anchor(node, sd15):
     without_anchor_cache = sample(with_context_windows(patched(node, sd15, "previous")), noise, pos, neg,
                                   steps=steps)
     assert (without_anchor_cache - full).abs().max() > 1e-2
+
+
+def with_videos(kind: str, model, videos: int):
+    from zerovideo.nodes.text2video_zero import CrossFrameAttentionPatch
+    from zerovideo.nodes.zs2 import TemporalMomentumAttention
+    if kind == "cross-frame":
+        return CrossFrameAttentionPatch.execute(model=model, anchor="first+previous", start_percent=0.0,
+                                                end_percent=1.0, videos=videos).args[0]
+    return TemporalMomentumAttention.execute(model=model, mu=0.9, anchor_mix=0.0, start_percent=0.0,
+                                             end_percent=1.0, videos=videos).args[0]
+
+
+@pytest.mark.parametrize("kind", ["cross-frame", "momentum"])
+def test_several_videos_in_one_batch_read_only_their_own_frames(sd15, kind):
+    """Dependency Noise's `videos` puts several videos in one batch; the attention nodes must then keep them
+    apart: the batched run equals each video sampled on its own."""
+    pos, neg = sd15_conds(sd15)
+    noise = torch.randn(6, 4, 8, 8, generator=gen(21))
+    one_model = with_videos(kind, sd15, 1)
+    each = torch.cat([sample(one_model, noise[:3], pos, neg, steps=2), sample(one_model, noise[3:], pos, neg, steps=2)])
+    together = sample(with_videos(kind, sd15, 2), noise, pos, neg, steps=2)
+    assert_close_scaled(together, each)
+    as_one_video = sample(one_model, noise, pos, neg, steps=2)  # video 2 reads video 1's frames
+    assert float((as_one_video[3:] - each[3:]).abs().max()) > 1e-3 * max(1.0, float(each.abs().max()))
+    with pytest.raises(ValueError, match=r"5 frames, which do not split into videos=2"):
+        sample(with_videos(kind, sd15, 2), noise[:5], pos, neg, steps=1)

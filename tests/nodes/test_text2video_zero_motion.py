@@ -33,17 +33,34 @@ def sample_custom(model, sampler, noise, pos, neg, steps=20, cfg=5.0, scheduler=
                                       seed=seed, disable_pbar=True)
 
 
-def test_frame_zero_equals_the_plain_single_image_with_the_same_seed(t2vz, sd15):
+@pytest.mark.parametrize("base", ["ddim", "euler", "heun", "dpm_2"])
+def test_frame_zero_equals_the_plain_single_image_with_the_same_seed(t2vz, sd15, base):
+    """What the README promises for deterministic samplers without history between steps."""
     import comfy.sample
+    import comfy.samplers
     pos, neg = sd15_conds(sd15)
     latent = torch.zeros(4, 4, 8, 8)
     noise = comfy.sample.prepare_noise(latent, 123)
     assert torch.equal(noise[:1], comfy.sample.prepare_noise(latent[:1], 123))
-    video = sample_custom(cross_frame(sd15), t2vz_sampler(t2vz), noise, pos, neg)
-    single = sample(sd15, noise[:1], pos, neg, steps=20, sampler="ddim", scheduler="ddim_uniform")
+    video = sample_custom(cross_frame(sd15), t2vz_sampler(t2vz, base), noise, pos, neg)
+    single = sample_custom(sd15, comfy.samplers.sampler_object(base), noise[:1], pos, neg)  # same sigmas
     assert video.shape == (4, 4, 8, 8) and torch.isfinite(video).all()
     assert_close_scaled(video[:1], single)
     assert (video[1:] - video[:1]).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("base,least", [("dpmpp_2m", 1e-3), ("uni_pc", 1e-3), ("lms", 1e-3)])
+def test_multistep_samplers_restart_their_history_so_frame_zero_differs(t2vz, sd15, base, least):
+    """The limit the README states: a multistep sampler's history does not cross the passes (to s1, to s0, from
+    s1), so frame 0 is not the single image. If this ever fails, the README can promise more."""
+    import comfy.sample
+    import comfy.samplers
+    pos, neg = sd15_conds(sd15)
+    noise = comfy.sample.prepare_noise(torch.zeros(3, 4, 8, 8), 5)
+    video = sample_custom(cross_frame(sd15), t2vz_sampler(t2vz, base), noise, pos, neg)
+    single = sample_custom(sd15, comfy.samplers.sampler_object(base), noise[:1], pos, neg)
+    relative = float((video[:1] - single).abs().max() / single.abs().max())
+    assert least < relative < 1.0, relative
 
 
 def test_any_base_sampler_works_and_the_run_is_deterministic(t2vz, sd15):
@@ -104,7 +121,8 @@ def test_graph_form_returns_frame_zero_and_renoised_warped_copies(t2vz, sd15):
 
 
 def test_graph_form_renoises_a_rectified_flow_model_with_the_flow_forward_process(t2vz, comfy):
-    """SD3-style models (x_σ = (1−σ)x0 + σε): zero motion, so frames 1.. are exactly a·x_T' + b·ε."""
+    """SD3-style models (x_σ = (1−σ)x0 + σε): KSamplerAdvanced hands over x_σ/(1−σ) (inverse_noise_scaling) and
+    resumes from (1−σ)·latent. With zero motion frames 1.. must be, in those units, a·x_σ' + b·ε at level σ."""
     import comfy.samplers
     from scripts import tiny_models
     sd3 = tiny_models.tiny_sd3()
@@ -119,10 +137,56 @@ def test_graph_form_renoises_a_rectified_flow_model_with_the_flow_forward_proces
     b = math.sqrt(s_to ** 2 - (a * s_from) ** 2)
     base = sd3.model
     eps = torch.randn((2, 16, 8, 8), generator=torch.Generator().manual_seed(1))
-    want = base.process_latent_out(a * base.process_latent_in(x1_tp["samples"]) + b * eps)
+    state_from = (1 - s_from) * base.process_latent_in(x1_tp["samples"])  # what the sampler integrated
+    want = base.process_latent_out((a * state_from + b * eps) / (1 - s_to))  # what the next pass resumes from
     assert 0 < a < 1
     torch.testing.assert_close(out[1:], want, rtol=1e-5, atol=1e-5)
     assert torch.equal(out[0], x1_t["samples"][0])
+
+
+def ksampler_advanced(model, latent, noise, pos, neg, steps, start, end, sampler, scheduler, cfg=4.0):
+    """What a KSamplerAdvanced node does (add_noise off ⇔ zero noise; leftover noise kept when end < steps)."""
+    import comfy.sample
+    return comfy.sample.sample(model, noise, steps, cfg, sampler, scheduler, pos, neg, latent, start_step=start,
+                               last_step=end, force_full_denoise=False, disable_pbar=True)
+
+
+def sd3_conds():
+    return ([[torch.randn(1, 77, 64, generator=gen(s)), {"pooled_output": torch.randn(1, 64, generator=gen(s + 5))}]]
+            for s in (1, 2))
+
+
+@pytest.mark.parametrize("family", ["sd15", "sd3 (rectified flow)"])
+def test_graph_form_equals_the_one_node_sampler(t2vz, sd15, family):
+    """The workflow t2vz_graph_form (KSamplerAdvanced → Motion Latent Warp → KSamplerAdvanced) and the
+    Text2Video-Zero Sampler are the same procedure: with zero motion and the same re-noise noise every frame
+    agrees. On flow models this fails if the warp node re-noises the handed-over latent in the wrong units."""
+    import comfy.sample
+    from scripts import tiny_models
+    from zerovideo.kernels import warp
+    if family == "sd15":
+        model, channels, scheduler = sd15, 4, "ddim_uniform"
+        pos, neg = sd15_conds(sd15)
+    else:
+        model, channels, scheduler = tiny_models.tiny_sd3(), 16, "simple"
+        pos, neg = sd3_conds()
+    frames, steps, seed, t0, t1 = 3, 10, 11, 30, 40
+    if family == "sd15":
+        model = cross_frame(model)  # (no cross-frame attention for DiTs yet: the motion step alone on SD3)
+    noise = torch.randn(frames, channels, 8, 8, generator=gen(6))
+    one_node = sample_custom(model, t2vz_sampler(t2vz, "euler", motion_x=0.0, motion_y=0.0, t0=t0, t1=t1), noise,
+                             pos, neg, steps=steps, cfg=4.0, scheduler=scheduler, seed=seed)
+    s1, s0 = warp.paper_steps(steps, t0, t1)
+    empty = torch.zeros(1, channels, 8, 8)
+    first = ksampler_advanced(model, empty, noise[:1], pos, neg, steps, 0, s1, "euler", scheduler)
+    later = ksampler_advanced(model, first, torch.zeros_like(first), pos, neg, steps, s1, s0, "euler", scheduler)
+    video = t2vz.MotionLatentWarp.execute(model=model, latent={"samples": later}, first_frame={"samples": first},
+                                          frames=frames, motion_x=0.0, motion_y=0.0, zoom=1.0, rotation=0.0, t0=t0,
+                                          t1=t1, interpolation="nearest", steps=steps, scheduler=scheduler,
+                                          seed=seed + 0x72F).args[0]["samples"]
+    graph = ksampler_advanced(model, video, torch.zeros_like(video), pos, neg, steps, s1, steps, "euler", scheduler)
+    assert torch.isfinite(graph).all() and float((graph[1:] - graph[:1]).abs().max()) > 1e-3
+    assert_close_scaled(graph, one_node)
 
 
 def test_the_sampler_renoises_a_rectified_flow_model_with_the_flow_forward_process(t2vz, comfy):
@@ -133,8 +197,7 @@ def test_the_sampler_renoises_a_rectified_flow_model_with_the_flow_forward_proce
     from scripts import tiny_models
     from zerovideo.kernels import warp
     sd3 = tiny_models.tiny_sd3()
-    pos, neg = ([[torch.randn(1, 77, 64, generator=gen(s)), {"pooled_output": torch.randn(1, 64, generator=gen(s + 5))}]]
-                for s in (1, 2))
+    pos, neg = sd3_conds()
     noise = torch.randn(3, 16, 8, 8, generator=gen(3))
     steps, seed = 20, 7
     sigmas = comfy.samplers.calculate_sigmas(sd3.get_model_object("model_sampling"), "simple", steps)
@@ -163,3 +226,66 @@ def test_graph_form_refuses_a_video_latent_as_frame_zero(t2vz, sd15):
         t2vz.MotionLatentWarp.execute(model=sd15, latent=video, first_frame=video, frames=4, motion_x=1.0,
                                       motion_y=0.0, zoom=1.0, rotation=0.0, t0=44, t1=47, interpolation="nearest",
                                       steps=50, scheduler="ddim_uniform", seed=1)
+
+
+def test_per_frame_controlnet_hints_reach_the_joint_pass(t2vz, sd15):
+    """ComfyUI prepares a ControlNet's hint for the batch of the first call and keeps it: after the frame-0-only
+    passes every frame of the joint pass would be controlled by frame 0's hint. Each frame must get its own."""
+    from scripts import tiny_models
+    frames = 3
+    cn = tiny_models.tiny_controlnet(seed=7)
+    pos, neg = sd15_conds(sd15)
+    noise = torch.randn(frames, 4, 8, 8, generator=gen(12))
+    levels = torch.arange(frames, dtype=torch.float32) / frames
+    per_frame = levels.view(frames, 1, 1, 1).expand(frames, 3, 64, 64).contiguous()
+    seen = []
+
+    def controlled(conds, hint):
+        applied = cn.copy().set_cond_hint(hint, 1.0, (0.0, 1.0))  # what Apply ControlNet does
+        get_control = applied.get_control
+
+        def recording(x_noisy, t, cond, batched_number, transformer_options):
+            out = get_control(x_noisy, t, cond, batched_number, transformer_options)
+            seen.append((x_noisy.shape[0] // batched_number, applied.cond_hint.flatten(1).mean(1).tolist()))
+            return out
+        applied.get_control = recording
+        return [[c[0], dict(c[1], control=applied)] for c in conds]
+
+    def video(hint):
+        return sample_custom(cross_frame(sd15), t2vz_sampler(t2vz, motion_x=0.0, motion_y=0.0), noise,
+                             controlled(pos, hint), controlled(neg, hint), steps=6)
+    own = video(per_frame)
+    joint = [hints for n, hints in seen if n == frames]
+    assert joint and all(h == pytest.approx(levels.tolist() * (len(h) // frames)) for h in joint)
+    assert all(h == pytest.approx([0.0] * len(h)) for n, h in seen if n == 1)  # frame 0 alone: frame 0's hint
+    first_only = video(per_frame[:1].expand(frames, -1, -1, -1))
+    assert_close_scaled(own[:1], first_only[:1])
+    assert not torch.equal(own[1:], first_only[1:])  # (the tiny ControlNet's residuals are small, but they arrive)
+
+
+def test_an_ancestral_base_sampler_never_draws_the_same_noise_twice_for_frame_zero(t2vz, sd15):
+    """Each pass of the procedure would restart the sampler's default generator from the seed: frame 0 would get
+    the same per-step noise at step 0, at step s1 and in the joint pass. One stream serves the whole run."""
+    import comfy.k_diffusion.sampling as ks
+    import comfy.samplers
+    draws = []
+
+    def ancestral(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None):
+        ns = noise_sampler or ks.default_noise_sampler(x, seed=extra_args.get("seed"))  # as ComfyUI does
+
+        def recording(sigma, sigma_next):
+            n = ns(sigma, sigma_next)
+            draws.append(n[0].clone())
+            return n
+        return ks.sample_euler_ancestral(model, x, sigmas, extra_args=extra_args, callback=callback,
+                                         disable=disable, noise_sampler=recording)
+    base = comfy.samplers.KSAMPLER(ancestral)
+    sampler = t2vz.Text2VideoZeroSampler.execute(sampler=base, motion_x=12.0, motion_y=0.0, zoom=1.0, rotation=0.0,
+                                                 t0=30, t1=40, interpolation="nearest").args[0]
+    pos, neg = sd15_conds(sd15)
+    out = sample_custom(cross_frame(sd15), sampler, torch.randn(3, 4, 8, 8, generator=gen(8)), pos, neg, steps=8,
+                        scheduler="karras", seed=3)
+    assert torch.isfinite(out).all() and len(draws) >= 8
+    for i in range(len(draws)):
+        for j in range(i):
+            assert not torch.allclose(draws[i], draws[j]), f"steps {j} and {i} drew the same noise for frame 0"

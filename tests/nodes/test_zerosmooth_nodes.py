@@ -271,6 +271,32 @@ def test_exvideo_sees_every_stage_of_a_cascade_with_its_own_frame_count(zs, exvi
         assert ([float(i) for i in range(2 * T0)], 2 * T0) in calls  # the long branch at its own positions
 
 
+@pytest.mark.parametrize("schedule,want", [("linear", [0.8, 0.6, 0.4, 0.2]), ("constant", [0.8] * 4)])
+def test_correction_weight_per_step_of_a_real_run(zs, svd, schedule, want, monkeypatch):
+    """The paper's w_t = 0.8·t/T: strongest at the first step, w_max/steps at the last (linear); a reversed or
+    step-miscounted schedule fails here."""
+    seen = {}
+    strength = zs.CorrectionAttention.strength
+
+    def recording(self, run):
+        w = strength(self, run)
+        seen.setdefault(run.step, set()).add(w)
+        return w
+    monkeypatch.setattr(zs.CorrectionAttention, "strength", recording)
+    cascade(zs, hsc(zs, svd, strength=0.8, schedule=schedule), steps=4)
+    assert sorted(seen) == [0, 1, 2, 3]
+    assert [w for step in sorted(seen) for w in seen[step]] == pytest.approx(want)
+
+
+def test_exvideo_limit_applies_to_the_longest_stage_of_a_cascade_without_correction(zs, exvideo_model):
+    """Each stage is its own U-Net call reading the table at 0..n−1: a 32-row table takes ×4 from 8 key frames
+    (stages of 8, 16 and 32 frames; 56 in the cascade's latent) and refuses ×4 from 9 (a 36-frame stage)."""
+    out, guider, _ = cascade(zs, exvideo_model, factor="x4", key_frames=8, steps=1)
+    assert out.shape[0] == 32 and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="longest stage of the ZeroSmooth cascade has 36 frames.*holds 32"):
+        cascade(zs, exvideo_model, factor="x4", key_frames=9, steps=1)
+
+
 def test_exvideo_twice_is_refused(pack, exvideo_model):
     from scripts import tiny_models
     from zerovideo.nodes import exvideo

@@ -1,7 +1,7 @@
 """ZS² nodes on real ComfyUI objects: momentum attention identities, dependency noise through the samplers."""
 import pytest
 import torch
-from zv_testing import cross_frame, gen, momentum, sample, sd15_conds
+from zv_testing import assert_close_scaled, cross_frame, gen, momentum, sample, sd15_conds
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,10 @@ def test_default_mu_changes_the_frames_but_keeps_frame_zero(pack, sd15):
     noise = torch.randn(4, 4, 8, 8, generator=gen(3))
     a = sample(momentum(sd15, 0.98), noise, pos, neg, steps=2)
     plain = sample(sd15, noise, pos, neg, steps=2)
-    torch.testing.assert_close(a[:1], sample(sd15, noise[:1], pos, neg, steps=2), rtol=1e-5, atol=1e-3)
-    assert (a[1:] - plain[1:]).abs().max() > 1e-2
+    # frame 0 batched vs alone: CPU kernels round differently by batch size, so the bound follows the output
+    # scale (values in the hundreds here); the change of frames 1.. is far above it
+    assert_close_scaled(a[:1], sample(sd15, noise[:1], pos, neg, steps=2), tol=1e-4)
+    assert (a[1:] - plain[1:]).abs().max() > 1e-2 * max(1.0, float(plain.abs().max()))
 
 
 def test_momentum_stacks_after_cross_frame_attention_and_with_attn2_patches(pack, sd15):

@@ -34,7 +34,10 @@ def chromium_binary() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.fail("the UI test needs Chromium: apt-get install chromium-headless-shell")
+    why = os.environ.get("ZEROVIDEO_NO_BROWSER") or "the UI test needs headless Chromium: apt-get install chromium-headless-shell"
+    if os.environ.get("CI") or os.environ.get("ZEROVIDEO_REQUIRE_UI"):
+        pytest.fail(why)  # CI installs it (scripts/host.py test): a missing browser there is a failure
+    pytest.skip(why)
 
 
 class Browser:
