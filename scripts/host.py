@@ -42,6 +42,7 @@ EXTRA_PINS = [
     "requests",
     "websocket-client",
     "pytest",
+    "pytest-randomly",  # random test order (module by module), seed printed: the suite must not depend on order
     "kornia",
     "einops",
     "safetensors",

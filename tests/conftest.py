@@ -33,6 +33,12 @@ from scripts import comfy_env  # noqa: E402
 
 comfy_env.import_pack()  # `zerovideo` (kernels/ need no ComfyUI; nodes/ import it when first used)
 
+# The suite must pass at any torch thread count (CPU kernels round differently with the number of threads):
+# ZEROVIDEO_TORCH_THREADS=N runs the in-process tests with N threads.
+if os.environ.get("ZEROVIDEO_TORCH_THREADS"):
+    import torch  # noqa: E402
+    torch.set_num_threads(int(os.environ["ZEROVIDEO_TORCH_THREADS"]))
+
 
 HOST_FACTS: list[str] = []
 
@@ -43,6 +49,8 @@ def pytest_sessionfinish(session, exitstatus):
     line = (f"network guard: {len(attempts)} non-loopback network attempt(s) by the tests and the servers"
             + "".join(f"\n  {a}" for a in attempts))
     if tr:
+        if os.environ.get("ZEROVIDEO_TORCH_THREADS"):
+            tr.write_line(f"torch threads in the test process: {os.environ['ZEROVIDEO_TORCH_THREADS']}")
         for fact in HOST_FACTS:
             tr.write_line(fact)
         tr.write_line(line)

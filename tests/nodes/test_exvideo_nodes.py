@@ -22,7 +22,12 @@ def extension(svd, frames=128, perturb=0.0, seed=0):
 
 
 def loaded_state(m):
-    """The model's weights with m's patches applied (what sampling sees), then restored."""
+    """The model's weights with m's patches applied (what sampling sees), then restored.
+
+    ComfyUI leaves a sampled model loaded with its patcher's weight patches in place; the clones of one model
+    share the backups, so unpatching through any clone restores the stock weights first, whatever test ran
+    before this one."""
+    m.unpatch_model()
     m.patch_model()
     try:
         return {k: v.clone() for k, v in m.model.state_dict().items()}
@@ -30,12 +35,17 @@ def loaded_state(m):
         m.unpatch_model()
 
 
+def stock_state(mp):
+    mp.unpatch_model()  # see loaded_state
+    return {k: v.clone() for k, v in mp.model.state_dict().items()}
+
+
 def test_released_layout_loads_with_no_unmatched_or_missing_keys_and_sets_the_tensors(ex, svd):
     from zerovideo.kernels import exvideo as X
     sd = extension(svd, perturb=0.01, seed=1)
     weights, new, unmatched = X.split_extension(sd)
     assert unmatched == [] and len(weights) == 480 and all(len(t) == 3 for t in new.values())
-    before = {k: v.clone() for k, v in svd.model.state_dict().items()}
+    before = stock_state(svd)
     m = ex.apply_extension(svd, sd)
     patched = loaded_state(m)
     for key, tensor in weights.items():

@@ -95,14 +95,41 @@ def test_bad_foreground_masks_are_named_in_the_error(t2vz, shape, match):
         t2vz.latent_masks(mask, 4, 8, 8)
 
 
-def test_background_smoothing_with_a_mask_runs_through_the_sampler(t2vz, sd15):
+def test_background_smoothing_blends_the_background_towards_frame_zero(t2vz, sd15):
+    """Paper §3.3: at level s1 the background of every frame k ≥ 1 becomes α·x_k + (1 − α)·warp(x_0), α = 0.4,
+    the background being outside the 5×5-dilated foreground masks; the foreground is untouched. With zero motion
+    warp is the identity, so the frames entering step s1 must equal that blend of the unmasked run's frames."""
+    import comfy.sample
+    import comfy.samplers
+    import torch.nn.functional as F
+    from zerovideo.kernels import warp
     pos, neg = sd15_conds(sd15)
     mask = torch.zeros(1, 128, 128)
-    mask[:, 48:80, 48:80] = 1  # latent 6:10, dilated 4:12 of 16: the border is background
+    mask[:, 48:80, 56:96] = 1  # latent rows 6:10, columns 7:12 of 16×16
     noise = torch.randn(3, 4, 16, 16, generator=gen(3))
-    out = sample_custom(cross_frame(sd15), t2vz_sampler(t2vz, foreground_mask=mask), noise, pos, neg, steps=6)
-    plain = sample_custom(cross_frame(sd15), t2vz_sampler(t2vz), noise, pos, neg, steps=6)
-    assert torch.isfinite(out).all() and not torch.equal(out, plain)
+    steps, seed = 8, 4
+    s1, _ = warp.paper_steps(steps, 30, 40)
+    sigmas = comfy.samplers.calculate_sigmas(sd15.get_model_object("model_sampling"), "karras", steps)
+
+    def entering(**kw):
+        seen = {}
+
+        def callback(i, x0, x, total):
+            if x.shape[0] == 3:
+                seen.setdefault(i, x.clone())
+        sampler = t2vz_sampler(t2vz, "euler", motion_x=0.0, motion_y=0.0, **kw)
+        comfy.sample.sample_custom(cross_frame(sd15), noise, 5.0, sampler, sigmas, pos, neg, torch.zeros_like(noise),
+                                   callback=callback, seed=seed, disable_pbar=True)
+        return seen[s1]
+    plain, masked = entering(), entering(foreground_mask=mask)
+    fg = torch.zeros(1, 1, 16, 16)
+    fg[..., 6:10, 7:12] = 1
+    bg = 1 - F.max_pool2d(fg, 5, stride=1, padding=2)  # outside the dilated foreground
+    assert 0 < float(bg.mean()) < 1
+    want = plain + bg * 0.6 * (plain[:1] - plain)
+    assert torch.equal(masked[0], plain[0])
+    assert_close_scaled(masked[1:], want[1:])
+    assert float((masked[1:] - plain[1:]).abs().max()) > 1e-2
 
 
 def test_graph_form_returns_frame_zero_and_renoised_warped_copies(t2vz, sd15):
