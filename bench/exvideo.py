@@ -14,10 +14,14 @@ def run(device: str = "cpu", full: bool = False, repeats: int = 3):
     from zerovideo.nodes.exvideo import apply_extension
     extended = apply_extension(mp, tiny_models.exvideo_extension(mp, 128, perturb=1e-3))  # conv path active
     h, w = (512, 512) if full else (32, 32)
+    lengths = (25, 64, 128)
+    if models.OVERRIDE:  # full-size architecture at a reduced shape (CPU): T and 2T
+        t, h, w = models.shape("svd", full)
+        lengths = (t, 2 * t)
     pos, neg = models.svd_conds(mp, h, w)
     rows = {}
-    for frames in (25, 64, 128):
-        res = compare(f"exvideo_T{frames}" + ("_full" if full else ""),
+    for frames in lengths:
+        res = compare(f"exvideo_T{frames}" + models.suffix(full),
                       (f"stock SVD, {frames} frames", models.sampling_call(mp, pos, neg, frames, h, w, steps=1, cfg=2.0)),
                       [(f"ExVideo, {frames} frames", models.sampling_call(extended, pos, neg, frames, h, w, steps=1,
                                                                           cfg=2.0))],
@@ -28,5 +32,5 @@ def run(device: str = "cpu", full: bool = False, repeats: int = 3):
     for frames, r in rows.items():
         print(f"{frames:<5} {r['time_ratio']:6.3f}   {r['exvideo_s'] / frames * 1000:10.2f}"
               f"            {r['exvideo_peak_bytes'] / frames / 2**20:8.2f}")
-    save_table("exvideo_scaling" + ("_full" if full else ""), device, rows, {"size": [h, w], "steps": 1})
+    save_table("exvideo_scaling" + models.suffix(full), device, rows, {"size": [h, w], "steps": 1})
     return rows

@@ -9,6 +9,23 @@ from scripts.comfy_env import import_comfy
 # (frames, pixel height, pixel width) per size class
 SD15_SHAPES = {"tiny": (8, 64, 64), "full": (16, 512, 512)}
 SVD_SHAPES = {"tiny": (8, 64, 64), "full": (25, 576, 1024)}
+# `bench --size PX --frames N`: the same architectures at another shape, e.g. the full-size ones at 256² and 8
+# frames on a CPU, where the cost of the technique (not per-call overhead) is what shows
+OVERRIDE: dict = {}
+
+
+def shape(kind: str, full: bool) -> tuple[int, int, int]:
+    """(frames, pixel height, pixel width) for "sd15" or "svd", with the command line's override."""
+    frames, h, w = (SD15_SHAPES if kind == "sd15" else SVD_SHAPES)["full" if full else "tiny"]
+    return OVERRIDE.get("frames", frames), OVERRIDE.get("size", h), OVERRIDE.get("size", w)
+
+
+def suffix(full: bool) -> str:
+    """Result-file suffix: "" (tiny), "_full", or "_full_256px_8f" with an override."""
+    out = "_full" if full else ""
+    if OVERRIDE:
+        out += "".join(f"_{OVERRIDE[k]}{unit}" for k, unit in (("size", "px"), ("frames", "f")) if k in OVERRIDE)
+    return out
 
 
 def _dtype(device: str):

@@ -15,12 +15,12 @@ def identity_attn1(n, context, value, extra_options):
 
 def run(device: str = "cpu", full: bool = False, repeats: int = 9):
     mp = models.sd15(full, device)
-    frames, h, w = models.SD15_SHAPES["full" if full else "tiny"]
+    frames, h, w = models.shape("sd15", full)
     pos, neg = models.sd15_conds(mp)
     patched = mp.clone()
     patched.set_model_attn1_patch(identity_attn1)
     return compare(
-        "patch_overhead" + ("_full" if full else ""),
+        "patch_overhead" + models.suffix(full),
         ("SD1.5 unpatched", models.sampling_call(mp, pos, neg, frames, h, w)),
         [("SD1.5 + identity attn1 patch", models.sampling_call(patched, pos, neg, frames, h, w))],
         device=device, repeats=repeats,

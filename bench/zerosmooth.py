@@ -14,7 +14,7 @@ def run(device: str = "cpu", full: bool = False, repeats: int = 5):
     from scripts.comfy_env import import_pack
     import_pack()
     from zerovideo.nodes.zerosmooth import HiddenStateCorrection, SelfCascadeInterpolate
-    t0, h, w = (25, 576, 1024) if full else (8, 64, 64)
+    t0, h, w = models.shape("svd", full)  # key frames: SVD-XT's 25 at full size
     pos, neg = models.svd_conds(mp, h, w)
     sigmas = comfy.samplers.calculate_sigmas(mp.get_model_object("model_sampling"), "karras", 2)
     sampler = comfy.samplers.sampler_object("euler")
@@ -26,7 +26,7 @@ def run(device: str = "cpu", full: bool = False, repeats: int = 5):
         return lambda: guider.sample(noise, latent["samples"], sampler, sigmas, seed=0, disable_pbar=True)
     corrected = HiddenStateCorrection.execute(model=mp, strength=0.8, schedule="linear", loop=False).args[0]
     results = compare(
-        "zerosmooth_x2" + ("_full" if full else ""),
+        "zerosmooth_x2" + models.suffix(full),
         (f"direct sampling of {2 * t0} frames", models.sampling_call(mp, pos, neg, 2 * t0, h, w, cfg=2.5)),
         [("ZeroSmooth x2 without correction", cascade(mp)), ("ZeroSmooth x2 with correction", cascade(corrected))],
         device=device, repeats=repeats, notes={"key_frames": t0, "size": [h, w], "steps": 2})

@@ -40,12 +40,12 @@ def run(device: str = "cpu", full: bool = False, repeats: int = 9):
     from zerovideo.kernels.attention import momentum_kv
     mp = models.sd15(full, device)
     from zerovideo.nodes.zs2 import TemporalMomentumAttention
-    frames, h, w = models.SD15_SHAPES["full" if full else "tiny"]
+    frames, h, w = models.shape("sd15", full)
     pos, neg = models.sd15_conds(mp)
     call = lambda m, steps=2: models.sampling_call(m, pos, neg, frames, h, w, steps=steps)  # noqa: E731
     tma = TemporalMomentumAttention.execute(model=mp, mu=0.98, anchor_mix=0.0, start_percent=0.0,
                                             end_percent=1.0).args[0]
-    results = compare("zs2_tma" + ("_full" if full else ""), ("SD1.5 unpatched", call(mp)),
+    results = compare("zs2_tma" + models.suffix(full), ("SD1.5 unpatched", call(mp)),
                       [("temporal momentum attention mu=0.98", call(tma))], device=device, repeats=repeats,
                       notes={"frames": frames, "size": [h, w], "steps": 2})
 
@@ -69,5 +69,5 @@ def run(device: str = "cpu", full: bool = False, repeats: int = 9):
         rows[f"ema_F{f}"] = {"scan_s": scan, "matrix_s": mat, "matrix_over_scan": mat / scan, "max_diff": err}
         print(f"F={f:4d}: scan {scan * 1000:7.2f} ms   matrix {mat * 1000:7.2f} ms   ratio {mat / scan:5.2f}"
               f"   max diff {err:.1e}")
-    save_table("zs2_noise_and_ema" + ("_full" if full else ""), device, rows, {"frames": frames, "size": [h, w]})
+    save_table("zs2_noise_and_ema" + models.suffix(full), device, rows, {"frames": frames, "size": [h, w]})
     return results

@@ -5,6 +5,7 @@
     python3 scripts/host.py test [ARGS]      setup (+ headless Chromium for the UI test), then run pytest in the venv
     python3 scripts/host.py run WF [ARGS]    setup, then run a workflow through a headless ComfyUI
     python3 scripts/host.py bench [ARGS]     setup, then run the benchmarks
+    python3 scripts/host.py mutate [PATHS]   setup, then mutation-test the maths (scripts/mutate.py)
     python3 scripts/host.py workflows        regenerate workflows/ (UI + API twins) from scripts/make_workflows.py
     python3 scripts/host.py docs             regenerate the node help pages web/docs/ from the node schemas
     python3 scripts/host.py info             print where everything lives
@@ -52,6 +53,8 @@ EXTRA_PINS = [
 TOOL_PINS = ["comfy-cli==1.23.0"]
 # Only for `host.py bench` (the diffusers comparison); installed on first use.
 BENCH_PINS = ["diffusers"]
+# Only for `host.py mutate` (mutation testing, scripts/mutate.py); installed on first use.
+MUTATION_PINS = ["mutmut[patch]==2.5.1"]
 # ComfyUI requirements we never install (see HOST.md: the PyPI torchaudio build breaks torch's import).
 SKIPPED_REQUIREMENTS = {"torchaudio"}
 
@@ -246,6 +249,11 @@ def main(argv: list[str]) -> int:
         return subprocess.call([str(py), "-m", "scripts.make_workflows", *rest], cwd=REPO, env=env)
     if cmd == "docs":
         return subprocess.call([str(py), "-m", "scripts.make_docs", *rest], cwd=REPO, env=env)
+    if cmd == "mutate":
+        # mutation testing of the maths (scripts/mutate.py): the tool is installed on first use, not for the tests
+        if subprocess.call([str(py), "-c", "import mutmut"], stderr=subprocess.DEVNULL) != 0:
+            run([py, "-m", "pip", "install", "--disable-pip-version-check", "-q", *MUTATION_PINS])
+        return subprocess.call([str(py), "-m", "scripts.mutate", *rest], cwd=REPO, env=env)
     if cmd == "bench":
         # the comparison with diffusers' TextToVideoZeroPipeline needs diffusers (bench only, not the tests)
         if subprocess.call([str(py), "-c", "import diffusers"], stderr=subprocess.DEVNULL) != 0:

@@ -180,7 +180,8 @@ def with_weight_dtype(mp, dtype, compute=None):
                                                                      cfg.supported_inference_dtypes)
     cfg.set_inference_dtype(dtype, None if manual == dtype else manual)
     model = cfg.get_model({})
-    sd = {k: v.detach().clone() for k, v in base.diffusion_model.state_dict().items()}
+    prefix = "diffusion_model."
+    sd = {k[len(prefix):]: v.detach().clone() for k, v in stock_state_dict(mp).items() if k.startswith(prefix)}
     with torch.no_grad():
         model.load_model_weights(sd, "")
     return patcher(model)
@@ -224,6 +225,15 @@ def build_controlnet_checkpoint(path: Path, seed: int = 0) -> None:
     comfy.utils.save_torch_file(_half(net.state_dict()), str(path), metadata={"zerovideo": "tiny random ControlNet"})
 
 
+def stock_state_dict(model) -> dict:
+    """The model's own weights. ComfyUI leaves a sampled model loaded with its patcher's weight patches applied
+    (ExVideo's, a LoRA's); for a ModelPatcher the originals are in its backup, shared by all its clones."""
+    base = getattr(model, "model", model)
+    sd = base.state_dict()
+    backup = getattr(model, "backup", None) if model is not base else None
+    return {k: (backup[k].weight if backup and k in backup else v) for k, v in sd.items()}
+
+
 def exvideo_extension(model, frames: int = 128, seed: int = 0, perturb: float = 0.0) -> dict:
     """A state dict in the released ExVideo layout for `model` (a BaseModel or ModelPatcher of SVD layout).
 
@@ -241,7 +251,7 @@ def exvideo_extension(model, frames: int = 128, seed: int = 0, perturb: float = 
     import_pack()
     X = importlib.import_module("zerovideo.kernels.exvideo")
     base = getattr(model, "model", model)
-    sd = base.state_dict()
+    sd = stock_state_dict(model)
     g = torch.Generator().manual_seed(seed)
 
     def noisy(t):

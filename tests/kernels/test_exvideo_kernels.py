@@ -85,3 +85,20 @@ def test_sample_rows_takes_whole_rows_and_interpolates_between_them():
     ids = X.pingpong_ids(30)
     torch.testing.assert_close(X.sample_rows(ids, torch.tensor([24.5, 25.0])), torch.stack([(ids[24] + ids[25]) / 2,
                                                                                             ids[25]]))
+
+
+@pytest.mark.parametrize("videos,t,h,w", [(2, 5, 3, 4), (1, 3, 4, 2)])
+def test_positional_conv_equals_a_reflect_padded_conv3d_per_video(videos, t, h, w):
+    """Against torch's own Conv3d(padding_mode="reflect") on (1, C, T, H, W) per video, H ≠ W, random weights:
+    a layout mistake (H and W swapped, frames and pixels mixed up) moves the neighbours and fails here."""
+    c = 3
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(videos * h * w, t, c, generator=g)  # temporal-block layout (videos·h·w, T, C)
+    conv = torch.nn.Conv3d(c, c, 3, padding=1, padding_mode="reflect")
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(c, c, 3, 3, 3, generator=g))
+        conv.bias.copy_(torch.randn(c, generator=g))
+        want = torch.cat([conv(x.view(videos, h, w, t, c)[v].permute(3, 2, 0, 1)[None]) for v in range(videos)])
+    want = want.permute(0, 3, 4, 2, 1).reshape(videos * h * w, t, c)  # (videos, C, T, H, W) -> layout
+    got = X.positional_conv(x, conv.weight.detach(), conv.bias.detach(), videos, h, w)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -318,3 +318,4 @@ def test_with_correction_the_exvideo_limit_applies_to_the_key_frames(zs, svd, pa
         cascade(zs, ext, key_frames=8, steps=1)
     with pytest.raises(ValueError, match="position table holds 8"):
         cascade(zs, hsc(zs, ext), key_frames=9, steps=1)
+

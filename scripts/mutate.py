@@ -1,0 +1,149 @@
+"""Mutation testing of the maths: which small mistakes would the tests let through?
+
+    python3 scripts/host.py mutate                 every target (kernels/, then the patch maths in nodes/)
+    python3 scripts/host.py mutate kernels         kernels/ only
+    python3 scripts/host.py mutate nodes/zs2.py    one file
+
+Runs mutmut 2.5.1 (PyPI; installed into the host venv on first use) file by file, each file against the test
+modules that cover it, with random order off and stop-at-first-failure on. kernels/ files are mutated whole;
+in nodes/ only the functions that hold maths (correction blend and schedule, positions, window choice, re-noise
+units, noise chains, frame groups) are mutated: mutmut takes them as "changed lines" from a patch file this
+script writes. The score and every surviving mutant's diff go to bench/results/mutation-cpu.json.
+"""
+from __future__ import annotations
+
+import ast
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULT = REPO / "bench" / "results" / "mutation-cpu.json"
+
+# file -> (functions to mutate or None for the whole file, test modules that cover it)
+TARGETS: dict[str, tuple[list[str] | None, list[str]]] = {
+    "kernels/noise.py": (None, ["tests/kernels/test_noise_kernels.py"]),
+    "kernels/warp.py": (None, ["tests/kernels/test_warp_kernels.py"]),
+    "kernels/attention.py": (None, ["tests/kernels/test_attention_kernels.py"]),
+    "kernels/cascade.py": (None, ["tests/kernels/test_cascade_kernels.py"]),
+    "kernels/exvideo.py": (None, ["tests/kernels/test_exvideo_kernels.py"]),
+    "nodes/zerosmooth.py": (["CorrectionAttention.strength", "_long_positions", "_stage_conds"],
+                            ["tests/nodes/test_zerosmooth_nodes.py"]),
+    "nodes/text2video_zero.py": (["sampler_state", "handover_latent", "latent_masks", "motion_rows"],
+                                 ["tests/nodes/test_text2video_zero_motion.py"]),
+    "nodes/zs2.py": (["correlated", "DependencyNoiseSampling.noise_sampler", "frames_per_video"],
+                     ["tests/nodes/test_zs2_nodes.py"]),
+    "nodes/exvideo.py": (["_table_embed", "_stretched_sinusoid", "_pingpong_sinusoid", "_conv_forward"],
+                         ["tests/nodes/test_exvideo_nodes.py", "tests/nodes/test_exvideo_reference.py"]),
+    "nodes/_patching.py": (["video_groups", "spatial_layout", "SigmaRange.active", "FramePositions.__call__",
+                            "compute_dtype"],
+                           ["tests/nodes/test_cross_frame_attention.py", "tests/nodes/test_zerosmooth_nodes.py",
+                            "tests/nodes/test_weight_dtypes.py"]),
+}
+
+
+def function_lines(path: Path, names: list[str]) -> list[int]:
+    """Line numbers of the bodies of the named functions (`Class.method` for methods)."""
+    tree = ast.parse(path.read_text())
+    found: dict[str, ast.AST] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found[node.name] = node
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    found[f"{node.name}.{item.name}"] = item
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise SystemExit(f"mutate: {path} has no function(s) {missing}: update TARGETS in scripts/mutate.py")
+    lines: list[int] = []
+    for n in names:
+        fn = found[n]
+        body = fn.body[1:] if ast.get_docstring(fn) and len(fn.body) > 1 else fn.body
+        lines += range(body[0].lineno, fn.end_lineno + 1)
+    return sorted(set(lines))
+
+
+def patch_file(rel: str, lines: list[int], folder: Path) -> Path:
+    """A unified diff in which exactly `lines` of `rel` are "added" (mutmut mutates the added lines only)."""
+    text = (REPO / rel).read_text().splitlines()
+    out = [f"--- {rel}", f"+++ {rel}"]
+    for n in lines:  # one hunk per line: an insertion of that line after line n − 1
+        out += [f"@@ -{n - 1},0 +{n},1 @@", "+" + text[n - 1]]
+    p = folder / (rel.replace("/", "_") + ".patch")
+    p.write_text("\n".join(out) + "\n")
+    return p
+
+
+def mutmut(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=REPO, text=True, capture_output=True,
+                          check=check)
+
+
+def ids(kind: str) -> list[int]:
+    out = mutmut("result-ids", kind).stdout.split()
+    return [int(i) for i in out if i.isdigit()]
+
+
+def main(argv: list[str]) -> int:
+    selected = [t for t in TARGETS if not argv or any(t == a or t.startswith(a.rstrip("/") + "/") for a in argv)]
+    if not selected:
+        print(f"mutate: nothing matches {argv}; targets: {', '.join(TARGETS)}", file=sys.stderr)
+        return 2
+    (REPO / ".mutmut-cache").unlink(missing_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="zerovideo-mutate-"))
+    per_file = {}
+    try:
+        for rel in selected:
+            functions, tests = TARGETS[rel]
+            runner = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", "-p",
+                               "no:cacheprovider", *tests])
+            args = ["run", "--paths-to-mutate", rel, "--runner", runner, "--tests-dir", "tests", "--CI",
+                    "--simple-output", "--no-progress"]
+            if functions:
+                args += ["--use-patch-file", str(patch_file(rel, function_lines(REPO / rel, functions), tmp))]
+            before = set(ids("killed")) | set(ids("survived")) | set(ids("timeout")) | set(ids("suspicious"))
+            print(f"mutate: {rel} ({'functions ' + ', '.join(functions) if functions else 'whole file'}) "
+                  f"against {', '.join(tests)}", flush=True)
+            run = mutmut(*args)
+            if run.returncode != 0:
+                print(run.stdout[-3000:], run.stderr[-3000:], file=sys.stderr)
+                return 1
+            kinds = {k: sorted(set(ids(k)) - before) for k in ("killed", "survived", "timeout", "suspicious")}
+            survivors = [{"id": i, "diff": mutmut("show", str(i)).stdout.strip()} for i in kinds["survived"]]
+            total = sum(len(v) for v in kinds.values())
+            caught = total - len(kinds["survived"])
+            per_file[rel] = {"functions": functions, "tests": tests, "mutants": total, "killed": len(kinds["killed"]),
+                             "timeout": len(kinds["timeout"]), "suspicious": len(kinds["suspicious"]),
+                             "survived": len(kinds["survived"]),
+                             "score": round(caught / total, 4) if total else None, "survivors": survivors}
+            print(f"mutate: {rel}: {caught}/{total} caught, {len(survivors)} survived", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    previous = json.loads(RESULT.read_text()) if RESULT.exists() and argv else None
+    files = dict(previous["files"], **per_file) if previous else per_file  # a partial run updates its files
+    groups = {}
+    for prefix in ("kernels/", "nodes/"):
+        part = [v for k, v in files.items() if k.startswith(prefix)]
+        total = sum(v["mutants"] for v in part)
+        if total:
+            caught = total - sum(v["survived"] for v in part)
+            groups[prefix.rstrip("/")] = {"mutants": total, "caught": caught, "score": round(caught / total, 4)}
+    report = {"benchmark": "mutation", "tool": "mutmut 2.5.1", "when": datetime.datetime.now().isoformat(" ", "seconds"),
+              "command": "python3 scripts/host.py mutate " + " ".join(argv), "groups": groups, "files": files}
+    RESULT.parent.mkdir(parents=True, exist_ok=True)
+    RESULT.write_text(json.dumps(report, indent=2) + "\n")
+    for name, g in groups.items():
+        print(f"mutate: {name}: {g['caught']}/{g['mutants']} mutants caught ({100 * g['score']:.1f}%)")
+    print(f"mutate: report in {RESULT.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main(sys.argv[1:]))
