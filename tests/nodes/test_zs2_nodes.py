@@ -173,3 +173,13 @@ def test_input_model_options_are_untouched(zs2, sd15):
     momentum(sd15, 0.5)
     zs2.DependencyNoiseModel.execute(model=sd15, noise_lambda=0.1, mode="closed_form", videos=1, per_step_noise=True)
     assert repr(sd15.model_options) == before
+
+
+@pytest.mark.parametrize("node", ["DependencyNoise", "DependencyNoiseModel"])
+def test_noise_lambda_reaches_independent_frames(zs2, node):
+    """The tooltip promises independent frames at λ ≥ √e: the input's maximum must get there."""
+    import math
+    from zerovideo.kernels import noise as dnm
+    cls = getattr(zs2, node)
+    lam = next(i for i in cls.GET_SCHEMA().inputs if i.id == "noise_lambda")
+    assert lam.max >= math.sqrt(math.e) and dnm.alpha_closed_form(lam.max) == 0.0
