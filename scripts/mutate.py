@@ -101,8 +101,7 @@ def main(argv: list[str]) -> int:
     try:
         for rel in selected:
             functions, tests = TARGETS[rel]
-            runner = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", "-p",
-                               "no:cacheprovider", *tests])
+            runner = " ".join([sys.executable, "-m", "scripts.mutate", "--pytest", *tests])
             args = ["run", "--paths-to-mutate", rel, "--runner", runner, "--tests-dir", "tests", "--CI",
                     "--simple-output", "--no-progress"]
             if functions:
@@ -144,6 +143,16 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def run_tests(tests: list[str]) -> int:
+    """The runner mutmut calls for each mutant. mutmut 2 counts only exit code 1 as "tests failed": a mutant
+    that breaks collection or the import (pytest's 2, 3, 4) would count as survived, so every failure is 1."""
+    import pytest
+    code = pytest.main(["-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", *tests])
+    return 0 if code == 0 else 1
+
+
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    if sys.argv[1:2] == ["--pytest"]:
+        sys.exit(run_tests(sys.argv[2:]))
     sys.exit(main(sys.argv[1:]))
