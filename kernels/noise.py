@@ -24,7 +24,7 @@ def alpha_closed_form(lam: float) -> float:
     """α*(λ) = (1 − λ/√e)², clamped to [0, 1]."""
     if lam < 0:
         raise ValueError(f"lambda must be ≥ 0, got {lam}")
-    return min(1.0, max(0.0, 1.0 - lam / SQRT_E)) ** 2
+    return max(0.0, 1.0 - lam / SQRT_E) ** 2  # λ ≥ 0: never above 1
 
 
 def divergence(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -59,7 +59,7 @@ def search_alpha(prev: torch.Tensor, lam: float, generator: torch.Generator, dra
     """
     n = torch.randn((draws, *prev.shape), generator=generator, dtype=torch.float32).to(prev)
     if lam == 0:
-        return 1.0, n[0]
+        return 1.0, torch.zeros_like(prev)  # α = 1: the frame is a copy, no innovation enters
     x = prev.unsqueeze(0).expand_as(n)
     lo = torch.zeros(draws, dtype=torch.float64)
     hi = torch.ones(draws, dtype=torch.float64)
@@ -74,7 +74,7 @@ def search_alpha(prev: torch.Tensor, lam: float, generator: torch.Generator, dra
         above = d_at(mid) > lam  # D still too large: more correlation needed
         lo = torch.where(above, mid, lo)
         hi = torch.where(above, hi, mid)
-    alpha = ((lo + hi) / 2).clamp(0.0, 1.0)
+    alpha = (lo + hi) / 2  # inside [0, 1]: the bisection never leaves it
     err = (d_at(alpha) - lam).abs()
     best = int(err.argmin())
     return float(alpha[best]), n[best]

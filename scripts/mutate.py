@@ -25,14 +25,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RESULT = REPO / "bench" / "results" / "mutation-cpu.json"
 
+ERRORS = "tests/kernels/test_kernel_errors.py"  # every kernel's messages, word for word
 # file -> (functions to mutate or None for the whole file, test modules that cover it)
 TARGETS: dict[str, tuple[list[str] | None, list[str]]] = {
-    "kernels/noise.py": (None, ["tests/kernels/test_noise_kernels.py"]),
-    "kernels/warp.py": (None, ["tests/kernels/test_warp_kernels.py"]),
-    "kernels/attention.py": (None, ["tests/kernels/test_attention_kernels.py"]),
-    "kernels/cascade.py": (None, ["tests/kernels/test_cascade_kernels.py"]),
-    "kernels/exvideo.py": (None, ["tests/kernels/test_exvideo_kernels.py"]),
-    "nodes/zerosmooth.py": (["CorrectionAttention.strength", "_long_positions", "_stage_conds"],
+    "kernels/noise.py": (None, ["tests/kernels/test_noise_kernels.py", ERRORS]),
+    "kernels/warp.py": (None, ["tests/kernels/test_warp_kernels.py", ERRORS]),
+    "kernels/attention.py": (None, ["tests/kernels/test_attention_kernels.py", ERRORS]),
+    "kernels/cascade.py": (None, ["tests/kernels/test_cascade_kernels.py", ERRORS]),
+    "kernels/exvideo.py": (None, ["tests/kernels/test_exvideo_kernels.py", ERRORS]),
+    "nodes/zerosmooth.py": (["CorrectionAttention.strength", "CorrectionAttention.__call__", "_interpolated_positions",
+                             "_stage_conds"],
                             ["tests/nodes/test_zerosmooth_nodes.py"]),
     "nodes/text2video_zero.py": (["sampler_state", "handover_latent", "latent_masks", "motion_rows"],
                                  ["tests/nodes/test_text2video_zero_motion.py"]),
