@@ -12,7 +12,10 @@ def run(device: str = "cpu", full: bool = False, repeats: int = 3):
     from scripts.comfy_env import import_pack
     import_pack()
     from zerovideo.nodes.exvideo import apply_extension
-    extended = apply_extension(mp, tiny_models.exvideo_extension(mp, 128, perturb=1e-3))  # conv path active
+    # On its own instance of the same weights: ExVideo's weight patches on a shared instance would be taken off and
+    # put back at every switch between the variants (833 M parameters at full size), which is not what a user's
+    # graph pays and would swamp the time and memory figures.
+    extended = apply_extension(models.svd(full, device), tiny_models.exvideo_extension(mp, 128, perturb=1e-3))
     h, w = (512, 512) if full else (32, 32)
     lengths = (25, 64, 128)
     if models.OVERRIDE:  # full-size architecture at a reduced shape (CPU): T and 2T

@@ -119,9 +119,7 @@ def dependency_noise(shape, lam: float, generator: torch.Generator, mode: str = 
 def neighbour_correlation(noise: torch.Tensor, videos: int = 1) -> float:
     """Mean Pearson correlation between consecutive frames (within each video)."""
     v = noise.reshape(videos, noise.shape[0] // videos, -1).double()
-    if v.shape[1] < 2:
-        return float("nan")
-    a, b = v[:, :-1], v[:, 1:]
+    a, b = v[:, :-1], v[:, 1:]  # no pairs with one frame per video: the mean below is NaN
     a = a - a.mean(-1, keepdim=True)
     b = b - b.mean(-1, keepdim=True)
     corr = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
