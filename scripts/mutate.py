@@ -108,6 +108,12 @@ def main(argv: list[str]) -> int:
                     "--simple-output", "--no-progress"]
             if functions:
                 args += ["--use-patch-file", str(patch_file(rel, function_lines(REPO / rel, functions), tmp))]
+            started = datetime.datetime.now()
+            if run_tests(tests) != 0:  # unmutated: must pass; its time sets the limit per mutant
+                print(f"mutate: {', '.join(tests)} fail without any mutation: fix them first", file=sys.stderr)
+                return 1
+            baseline = (datetime.datetime.now() - started).total_seconds()
+            os.environ["ZEROVIDEO_MUTATE_TIMEOUT"] = str(max(10.0, 4 * baseline))  # mutmut's own limit is 10×
             before = set(ids("killed")) | set(ids("survived")) | set(ids("timeout")) | set(ids("suspicious"))
             print(f"mutate: {rel} ({'functions ' + ', '.join(functions) if functions else 'whole file'}) "
                   f"against {', '.join(tests)}", flush=True)
@@ -147,9 +153,23 @@ def main(argv: list[str]) -> int:
 
 def run_tests(tests: list[str]) -> int:
     """The runner mutmut calls for each mutant. mutmut 2 counts only exit code 1 as "tests failed": a mutant
-    that breaks collection or the import (pytest's 2, 3, 4) would count as survived, so every failure is 1."""
-    import pytest
-    code = pytest.main(["-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", *tests])
+    that breaks collection or the import (pytest's 2, 3, 4) would count as survived, so every failure is 1.
+    pytest runs in a process group of its own with a time limit below mutmut's (which kills only its direct
+    child and then waits for the terminal to close, forever if a grandchild still holds it): a mutant that
+    loops is killed with everything it started, and counted as caught."""
+    import signal
+    limit = float(os.environ.get("ZEROVIDEO_MUTATE_TIMEOUT", "600"))
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", "-p",
+                             "no:cacheprovider", *tests], start_new_session=True)
+    try:
+        code = proc.wait(limit)
+    except subprocess.TimeoutExpired:
+        code = "timeout"
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever the run left behind
+    except ProcessLookupError:
+        pass
+    proc.wait()
     return 0 if code == 0 else 1
 
 

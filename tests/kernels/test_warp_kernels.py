@@ -1,5 +1,7 @@
 """kernels/warp.py: the paper's warp semantics on hand-checked cases, re-noising, background smoothing."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -126,3 +128,20 @@ def test_motion_dynamics_keeps_frame_zero_and_warps_the_rest():
     assert torch.equal(out[0], x1_t[0])
     assert torch.equal(out[1, :, :, :7], x1_tp[0, :, :, 1:])
     assert torch.equal(out[2, :, :, :6], x1_tp[0, :, :, 2:])
+
+
+@pytest.mark.parametrize("dx,dy,zoom,deg", [(5.0, -7.0, 1.3, 17.0), (0.0, 0.0, 0.8, -30.0), (12.0, 12.0, 1.0, 0.0)])
+def test_grid_equals_torch_affine_grid_with_the_reference_half_pixel_offset(dx, dy, zoom, deg):
+    """Independent construction: zoom and rotation about the frame centre are the affine map
+    [[cos, −sin], [sin, cos]] / zoom of torch's own affine_grid (align_corners=False); the translation is
+    2δ/512 of the normalised frame, and the reference implementation's 512-grid of pixel centres normalised by
+    512 adds −1/512 on both axes. H ≠ W, so swapped axes show."""
+    h, w = 8, 12
+    th = math.radians(deg)
+    theta = torch.tensor([[[math.cos(th) / zoom, -math.sin(th) / zoom, 0.0],
+                           [math.sin(th) / zoom, math.cos(th) / zoom, 0.0]]], dtype=torch.float64)
+    base = F.affine_grid(theta, (1, 1, h, w), align_corners=False)
+    want = base + torch.tensor([(2 * dx - 1) / 512, (2 * dy - 1) / 512], dtype=torch.float64)
+    got = W.warp_grid(torch.tensor([[dx, dy, zoom, deg]], dtype=torch.float64), h, w)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
