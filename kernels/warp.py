@@ -68,10 +68,12 @@ def warp_latents(latents: torch.Tensor, motion: torch.Tensor, mode: str = "neare
     out = latents.clone()
     moved = (~identity).nonzero().flatten()
     if len(moved):
-        grid = warp_grid(motion[moved], latents.shape[2], latents.shape[3], ref_size).to(latents)
         src = latents[moved]
         work = src if src.dtype in (torch.float32, torch.float64) else src.float()
-        out[moved] = F.grid_sample(work, grid.to(work.dtype), mode=mode, padding_mode="reflection",
+        # the grid straight from float64 to the working dtype: through a half dtype its sampling positions
+        # would be rounded to ~1e-3 of the frame
+        grid = warp_grid(motion[moved], latents.shape[2], latents.shape[3], ref_size).to(work)
+        out[moved] = F.grid_sample(work, grid, mode=mode, padding_mode="reflection",
                                    align_corners=False).to(out.dtype)
     return out
 

@@ -3,6 +3,7 @@
     python3 scripts/host.py mutate                 every target (kernels/, then the patch maths in nodes/)
     python3 scripts/host.py mutate kernels         kernels/ only
     python3 scripts/host.py mutate nodes/zs2.py    one file
+    python3 scripts/host.py mutate --report        the report from mutmut's cache (after an interrupted run)
 
 Runs mutmut 2.5.1 (PyPI; installed into the host venv on first use) file by file, each file against the test
 modules that cover it, with random order off and stop-at-first-failure on. kernels/ files are mutated whole;
@@ -173,8 +174,51 @@ def run_tests(tests: list[str]) -> int:
     return 0 if code == 0 else 1
 
 
+def report_from_cache() -> int:
+    """Write the report from mutmut's cache as it stands (an interrupted run): per file, the mutants tested so
+    far, marked partial where some are untested."""
+    import sqlite3
+    db = sqlite3.connect(REPO / ".mutmut-cache")
+    rows = db.execute("select f.filename, m.status, m.id from Mutant m join Line l on m.line = l.id "
+                      "join SourceFile f on l.sourcefile = f.id").fetchall()
+    files: dict = {}
+    for filename, status, mid in rows:
+        entry = files.setdefault(filename, {"functions": TARGETS.get(filename, (None, []))[0],
+                                            "tests": TARGETS.get(filename, (None, []))[1], "killed": 0,
+                                            "timeout": 0, "suspicious": 0, "survived": 0, "untested": 0,
+                                            "survivors": []})
+        kind = {"ok_killed": "killed", "bad_timeout": "timeout", "ok_suspicious": "suspicious",
+                "bad_survived": "survived"}.get(status, "untested")
+        entry[kind] += 1
+        if kind == "survived":
+            entry["survivors"].append({"id": mid, "diff": mutmut("show", str(mid)).stdout.strip()})
+    for entry in files.values():
+        entry["mutants"] = sum(entry[k] for k in ("killed", "timeout", "suspicious", "survived"))
+        entry["score"] = round(1 - entry["survived"] / entry["mutants"], 4) if entry["mutants"] else None
+        entry["partial"] = entry["untested"] > 0
+    groups = {}
+    for prefix in ("kernels/", "nodes/"):
+        part = [v for k, v in files.items() if k.startswith(prefix)]
+        total = sum(v["mutants"] for v in part)
+        if total:
+            caught = total - sum(v["survived"] for v in part)
+            groups[prefix.rstrip("/")] = {"mutants": total, "caught": caught, "score": round(caught / total, 4),
+                                          "untested": sum(v["untested"] for v in part)}
+    report = {"benchmark": "mutation", "tool": "mutmut 2.5.1", "when": datetime.datetime.now().isoformat(" ", "seconds"),
+              "command": "python3 scripts/host.py mutate --report (from the cache of an interrupted run)",
+              "groups": groups, "files": files}
+    RESULT.parent.mkdir(parents=True, exist_ok=True)
+    RESULT.write_text(json.dumps(report, indent=2) + "\n")
+    for name, g in groups.items():
+        print(f"mutate: {name}: {g['caught']}/{g['mutants']} mutants caught ({100 * g['score']:.1f}%), "
+              f"{g['untested']} untested")
+    return 0
+
+
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONHASHSEED", "0")
     if sys.argv[1:2] == ["--pytest"]:
         sys.exit(run_tests(sys.argv[2:]))
+    if sys.argv[1:2] == ["--report"]:
+        sys.exit(report_from_cache())
     sys.exit(main(sys.argv[1:]))

@@ -145,3 +145,27 @@ def test_grid_equals_torch_affine_grid_with_the_reference_half_pixel_offset(dx, 
     got = W.warp_grid(torch.tensor([[dx, dy, zoom, deg]], dtype=torch.float64), h, w)
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
 
+
+
+def test_a_one_degree_rotation_alone_is_applied():
+    got = W.warp_grid(torch.tensor([[0.0, 0.0, 1.0, 1.0]], dtype=torch.float64), 8, 12)
+    assert not torch.equal(got, W.warp_grid(torch.tensor([[0.0, 0.0, 1.0, 0.0]], dtype=torch.float64), 8, 12))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_latents_are_warped_in_float32(dtype):
+    """Sub-pixel (bilinear) warping of fp16/bf16 latents happens in float32 and is cast back once."""
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3))
+    motion = torch.tensor([[0.0, 0.0, 1.0, 0.0], [5.3, -2.7, 1.05, 3.0]])
+    want = W.warp_latents(x, motion, "bilinear").to(dtype)
+    got = W.warp_latents(x.to(dtype), motion, "bilinear")
+    assert got.dtype == dtype
+    torch.testing.assert_close(got, W.warp_latents(x.to(dtype).float(), motion, "bilinear").to(dtype), rtol=0, atol=0)
+    torch.testing.assert_close(got.float(), want.float(), rtol=2e-2, atol=2e-2)
+
+
+def test_flow_renoise_from_the_pure_noise_level_is_the_noise_itself():
+    """σ_from = 1 is pure noise for a rectified-flow model: nothing of x survives (a = 0), no division by 0."""
+    x = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(1))
+    eps = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(W.renoise(x, 1.0, 1.0, eps, flow=True), eps, rtol=0, atol=0)
