@@ -93,6 +93,19 @@ def ids(kind: str) -> list[int]:
     return [int(i) for i in out if i.isdigit()]
 
 
+def summarise(files: dict) -> dict:
+    """Mutants and score per folder (kernels, nodes) from the per-file entries."""
+    groups = {}
+    for prefix in ("kernels/", "nodes/"):
+        part = [v for k, v in files.items() if k.startswith(prefix)]
+        total = sum(v["mutants"] for v in part)
+        if total:
+            caught = total - sum(v["survived"] for v in part)
+            groups[prefix.rstrip("/")] = {"mutants": total, "caught": caught, "score": round(caught / total, 4),
+                                          "untested": sum(v.get("untested", 0) for v in part)}
+    return groups
+
+
 def main(argv: list[str]) -> int:
     selected = [t for t in TARGETS if not argv or any(t == a or t.startswith(a.rstrip("/") + "/") for a in argv)]
     if not selected:
@@ -135,13 +148,7 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     previous = json.loads(RESULT.read_text()) if RESULT.exists() and argv else None
     files = dict(previous["files"], **per_file) if previous else per_file  # a partial run updates its files
-    groups = {}
-    for prefix in ("kernels/", "nodes/"):
-        part = [v for k, v in files.items() if k.startswith(prefix)]
-        total = sum(v["mutants"] for v in part)
-        if total:
-            caught = total - sum(v["survived"] for v in part)
-            groups[prefix.rstrip("/")] = {"mutants": total, "caught": caught, "score": round(caught / total, 4)}
+    groups = summarise(files)
     report = {"benchmark": "mutation", "tool": "mutmut 2.5.1", "when": datetime.datetime.now().isoformat(" ", "seconds"),
               "command": "python3 scripts/host.py mutate " + " ".join(argv), "groups": groups, "files": files}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
@@ -155,9 +162,10 @@ def main(argv: list[str]) -> int:
 def run_tests(tests: list[str]) -> int:
     """The runner mutmut calls for each mutant. mutmut 2 counts only exit code 1 as "tests failed": a mutant
     that breaks collection or the import (pytest's 2, 3, 4) would count as survived, so every failure is 1.
-    pytest runs in a process group of its own with a time limit below mutmut's (which kills only its direct
-    child and then waits for the terminal to close, forever if a grandchild still holds it): a mutant that
-    loops is killed with everything it started, and counted as caught."""
+    pytest runs in a process group of its own with a time limit below mutmut's (mutmut kills only its direct
+    child): a mutant that loops is killed with everything it started, and counted as caught. (mutmut 2.5.1
+    still hung twice on 2026-12-01, blocked writing to one of its own pipes with no test running; then
+    `mutate --report` records what the cache holds.)"""
     import signal
     limit = float(os.environ.get("ZEROVIDEO_MUTATE_TIMEOUT", "600"))
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", "-p",
@@ -196,14 +204,7 @@ def report_from_cache() -> int:
         entry["mutants"] = sum(entry[k] for k in ("killed", "timeout", "suspicious", "survived"))
         entry["score"] = round(1 - entry["survived"] / entry["mutants"], 4) if entry["mutants"] else None
         entry["partial"] = entry["untested"] > 0
-    groups = {}
-    for prefix in ("kernels/", "nodes/"):
-        part = [v for k, v in files.items() if k.startswith(prefix)]
-        total = sum(v["mutants"] for v in part)
-        if total:
-            caught = total - sum(v["survived"] for v in part)
-            groups[prefix.rstrip("/")] = {"mutants": total, "caught": caught, "score": round(caught / total, 4),
-                                          "untested": sum(v["untested"] for v in part)}
+    groups = summarise(files)
     report = {"benchmark": "mutation", "tool": "mutmut 2.5.1", "when": datetime.datetime.now().isoformat(" ", "seconds"),
               "command": "python3 scripts/host.py mutate --report (from the cache of an interrupted run)",
               "groups": groups, "files": files}
