@@ -245,15 +245,24 @@ def check_motion_inputs(t0, t1, interpolation):
                        check_choice("interpolation", interpolation, warp.INTERPOLATIONS))
 
 
-def _model_sampling(k_model):
-    """The model_sampling behind a k-diffusion model wrapper (KSamplerX0Inpaint → guider → BaseModel)."""
+def _unwrap(k_model, attr: str):
+    """The first object with `attr` behind a k-diffusion model wrapper (KSamplerX0Inpaint → guider → BaseModel),
+    or None."""
     m = k_model
     for _ in range(4):
-        if hasattr(m, "model_sampling"):
-            return m.model_sampling
+        if m is None or hasattr(m, attr):
+            return m
         m = getattr(m, "inner_model", None)
-    raise ValueError("Text2Video-Zero Sampler: cannot find the model's sampling settings (model_sampling); "
-                     "use it through SamplerCustom / SamplerCustomAdvanced.")
+    return None
+
+
+def _model_sampling(k_model):
+    """The model_sampling behind a k-diffusion model wrapper."""
+    m = _unwrap(k_model, "model_sampling")
+    if m is None:
+        raise ValueError("Text2Video-Zero Sampler: cannot find the model's sampling settings (model_sampling); "
+                         "use it through SamplerCustom / SamplerCustomAdvanced.")
+    return m.model_sampling
 
 
 def is_flow_model(model_sampling, node: str) -> bool:
@@ -270,13 +279,8 @@ def is_flow_model(model_sampling, node: str) -> bool:
 def _controls(k_model) -> list:
     """Every ControlNet / T2I adapter (with the ones chained before it) in the conds of the guider behind a
     k-diffusion model wrapper."""
-    guider = k_model
-    for _ in range(3):
-        if isinstance(getattr(guider, "conds", None), dict):
-            break
-        guider = getattr(guider, "inner_model", None)
     found = []
-    for conds in (getattr(guider, "conds", None) or {}).values():
+    for conds in (getattr(_unwrap(k_model, "conds"), "conds", None) or {}).values():
         for c in conds or []:
             control = c.get("control") if isinstance(c, dict) else None
             while control is not None and not any(control is f for f in found):
@@ -321,7 +325,8 @@ def text2video_zero_sample(model, x, sigmas, extra_args=None, callback=None, dis
     controls = _controls(model)
     # One stream of per-step noise for the whole run (ancestral / SDE samplers): each pass would otherwise restart
     # the sampler's own generator from the seed and give frame 0 the same draws again at later steps.
-    stream = torch.Generator().manual_seed(int(extra_args.get("seed", 0)))
+    seed = int(extra_args.get("seed", 0))
+    stream = torch.Generator().manual_seed(seed)
 
     def run(latent, sig, offset):
         if len(sig) < 2:
@@ -338,7 +343,7 @@ def text2video_zero_sample(model, x, sigmas, extra_args=None, callback=None, dis
 
     x1_t = run(x[:1], sigmas[:s1 + 1], 0)
     x1_t_prime = run(x1_t, sigmas[s1:s0 + 1], s1)
-    g = torch.Generator().manual_seed(int(extra_args.get("seed", 0)) + 0x72F)
+    g = torch.Generator().manual_seed(seed + 0x72F)
     noise = torch.randn((frames - 1, *x.shape[1:]), generator=g).to(x)
     x_t = warp.motion_dynamics(x1_t, x1_t_prime, motion.to(x.device), float(sigmas[s1]), float(sigmas[s0]),
                                noise, mode, masks, flow=flow)

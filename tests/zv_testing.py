@@ -1,6 +1,8 @@
 """Helpers shared by the node tests: conditioning and sampling on the tiny in-process models."""
 from __future__ import annotations
 
+import re
+
 import torch
 
 
@@ -124,3 +126,26 @@ def tiny_prompt(object_info: dict, name: str, sets=()) -> dict:
     api = load(Path(__file__).resolve().parents[1] / "workflows" / "api" / f"{name}.json")
     run_workflow.substitute_tiny(api, object_info)
     return apply_sets(api, list(sets))
+
+
+def exactly(message: str) -> str:
+    """A `pytest.raises(match=…)` pattern for this message and nothing around it."""
+    return "^" + re.escape(message) + "$"
+
+
+def recording_ancestral(draws: list):
+    """euler_ancestral as a KSAMPLER that appends each per-step noise draw to `draws`. It takes a noise_sampler
+    like ComfyUI's own ancestral samplers (so patches can hand it one), and falls back to ComfyUI's default."""
+    import comfy.k_diffusion.sampling as ks
+    import comfy.samplers
+
+    def ancestral(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None):
+        ns = noise_sampler or ks.default_noise_sampler(x, seed=extra_args.get("seed"))  # as ComfyUI does
+
+        def recording(sigma, sigma_next):
+            n = ns(sigma, sigma_next)
+            draws.append(n.clone())
+            return n
+        return ks.sample_euler_ancestral(model, x, sigmas, extra_args=extra_args, callback=callback,
+                                         disable=disable, noise_sampler=recording)
+    return comfy.samplers.KSAMPLER(ancestral)

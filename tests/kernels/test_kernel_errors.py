@@ -1,17 +1,13 @@
 """Every error a kernel raises, word for word, each triggered by the one input it is about (and no other axis
 that would fail the same way): a message is the user's only view of what went wrong."""
-import re
 
 import pytest
 import torch
+from zv_testing import exactly
 
 from zerovideo.kernels import attention as A
 from zerovideo.kernels import cascade as Z
 from zerovideo.kernels import warp as W
-
-
-def exactly(message: str) -> str:
-    return "^" + re.escape(message) + "$"
 
 
 CASES = [

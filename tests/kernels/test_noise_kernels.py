@@ -1,9 +1,9 @@
 """kernels/noise.py: ZS² dependency noise against its statistics and the paper's search."""
 import math
-import re
 
 import pytest
 import torch
+from zv_testing import exactly
 
 from zerovideo.kernels import noise as N
 
@@ -67,10 +67,6 @@ def test_innovations_are_used_as_given():
     out, _ = N.dependency_noise(iid.shape, 0.1, None, innovations=iid)
     a = N.alpha_closed_form(0.1)
     torch.testing.assert_close(out[1], math.sqrt(a) * iid[0] + math.sqrt(1 - a) * iid[1])
-
-
-def exactly(message: str) -> str:
-    return "^" + re.escape(message) + "$"
 
 
 def test_bad_arguments_are_clear_errors():

@@ -35,17 +35,13 @@ def loaded_state(m):
         m.unpatch_model()
 
 
-def stock_state(mp):
-    mp.unpatch_model()  # see loaded_state
-    return {k: v.clone() for k, v in mp.model.state_dict().items()}
-
-
 def test_released_layout_loads_with_no_unmatched_or_missing_keys_and_sets_the_tensors(ex, svd):
     from zerovideo.kernels import exvideo as X
     sd = extension(svd, perturb=0.01, seed=1)
     weights, new, unmatched = X.split_extension(sd)
     assert unmatched == [] and len(weights) == 480 and all(len(t) == 3 for t in new.values())
-    before = stock_state(svd)
+    from scripts import tiny_models
+    before = {k: v.clone() for k, v in tiny_models.stock_state_dict(svd).items()}
     m = ex.apply_extension(svd, sd)
     patched = loaded_state(m)
     for key, tensor in weights.items():

@@ -1,7 +1,7 @@
 """ZS² nodes on real ComfyUI objects: momentum attention identities, dependency noise through the samplers."""
 import pytest
 import torch
-from zv_testing import assert_close_scaled, cross_frame, gen, momentum, sample, sd15_conds
+from zv_testing import assert_close_scaled, cross_frame, gen, momentum, recording_ancestral, sample, sd15_conds
 
 
 @pytest.fixture(scope="module")
@@ -133,28 +133,17 @@ def test_per_step_noise_has_the_dependency_statistics(zs2, sd15, per_step):
     """The noise an ancestral sampler adds at every step: with per_step_noise each draw is an AR(1) chain over the
     frames of each video (unit variance, neighbour correlation √α(λ), independent across the video boundary);
     without it the sampler's own i.i.d. noise."""
-    import comfy.k_diffusion.sampling as ks
     import comfy.sample
     import comfy.samplers
     from zerovideo.kernels import noise as dnm
     draws = []
-
-    def ancestral(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None):
-        ns = noise_sampler or ks.default_noise_sampler(x, seed=extra_args.get("seed"))
-
-        def recording(sigma, sigma_next):
-            n = ns(sigma, sigma_next)
-            draws.append(n.clone())
-            return n
-        return ks.sample_euler_ancestral(model, x, sigmas, extra_args=extra_args, callback=callback,
-                                         disable=disable, noise_sampler=recording)
     lam, videos, frames = 0.25, 2, 6
     m = zs2.DependencyNoiseModel.execute(model=sd15, noise_lambda=lam, mode="closed_form", videos=videos,
                                          per_step_noise=per_step).args[0]
     pos, neg = sd15_conds(sd15)
     latent = torch.zeros(videos * frames, 4, 32, 32)
     sigmas = comfy.samplers.calculate_sigmas(sd15.get_model_object("model_sampling"), "karras", 4)
-    comfy.sample.sample_custom(m, comfy.sample.prepare_noise(latent, 3), 5.0, comfy.samplers.KSAMPLER(ancestral),
+    comfy.sample.sample_custom(m, comfy.sample.prepare_noise(latent, 3), 5.0, recording_ancestral(draws),
                                sigmas, pos, neg, latent, seed=3, disable_pbar=True)
     assert len(draws) == 3  # no noise after the last step
     rho = dnm.alpha_closed_form(lam) ** 0.5 if per_step else 0.0

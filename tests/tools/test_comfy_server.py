@@ -1,6 +1,4 @@
 """The test host's own judgement of a server log: which import failures are the pack's."""
-import shutil
-
 from scripts.comfy_server import PACK_DIR_NAME, ComfyServer
 
 
@@ -35,4 +33,3 @@ def test_a_failure_of_the_pack_itself_is_reported(tmp_path):
              f"   0.1 seconds: {pack}"]
     srv = server_with_log(tmp_path / "srv", "\n".join(lines) + "\n")
     assert srv.import_failures() == lines[:2]
-    shutil.rmtree(tmp_path / "srv")

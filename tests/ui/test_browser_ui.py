@@ -30,11 +30,12 @@ ARTIFACTS = Path(os.environ.get("ZEROVIDEO_ARTIFACTS") or REPO / ".cache" / "ui-
 
 
 def chromium_binary() -> str:
-    for name in ("chromium-headless-shell", "chromium", "chromium-browser"):
+    from scripts.host import BROWSER_PACKAGE, BROWSERS  # what `host.py test` looks for and installs
+    for name in BROWSERS:
         path = shutil.which(name)
         if path:
             return path
-    why = os.environ.get("ZEROVIDEO_NO_BROWSER") or "the UI test needs headless Chromium: apt-get install chromium-headless-shell"
+    why = os.environ.get("ZEROVIDEO_NO_BROWSER") or f"the UI test needs headless Chromium: apt-get install {BROWSER_PACKAGE}"
     if os.environ.get("CI") or os.environ.get("ZEROVIDEO_REQUIRE_UI"):
         pytest.fail(why)  # CI installs it (scripts/host.py test): a missing browser there is a failure
     pytest.skip(why)
