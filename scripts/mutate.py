@@ -88,11 +88,6 @@ def mutmut(*args: str, check: bool = False) -> subprocess.CompletedProcess:
                           check=check)
 
 
-def ids(kind: str) -> list[int]:
-    out = mutmut("result-ids", kind).stdout.split()
-    return [int(i) for i in out if i.isdigit()]
-
-
 def summarise(files: dict) -> dict:
     """Mutants and score per folder (kernels, nodes) from the per-file entries."""
     groups = {}
@@ -106,14 +101,62 @@ def summarise(files: dict) -> dict:
     return groups
 
 
+def tested(rel: str) -> int:
+    """Mutants of `rel` with a result in mutmut's cache (the progress the watchdog follows)."""
+    import sqlite3
+    cache = REPO / ".mutmut-cache"
+    if not cache.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{cache}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute("select count(*) from Mutant m join Line l on m.line = l.id join SourceFile f on "
+                              "l.sourcefile = f.id where f.filename = ? and m.status != 'untested'",
+                              (rel,)).fetchone()[0]
+    except sqlite3.Error:  # the table is created by the first run, or locked for a moment
+        return 0
+
+
+def run_watched(args: list[str], rel: str, stall: float) -> int:
+    """`mutmut run` with a watchdog. mutmut 2.5.1 can hang for good with no test running (seen three times on
+    2026-12-01: its feeder thread blocked writing to a multiprocessing pipe); when no mutant of `rel` gets a
+    result for `stall` seconds, its whole process group is killed and the run resumed: mutmut keeps every
+    result in its cache and tests only what has none (against an unchanged tests/ folder)."""
+    import signal
+    import time
+    for attempt in range(1, 8):
+        log = open(REPO / ".mutmut-run.log", "a")
+        proc = subprocess.Popen([sys.executable, "-m", "mutmut", *args], cwd=REPO, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        last, since = tested(rel), time.monotonic()
+        while proc.poll() is None:
+            time.sleep(5)
+            now = tested(rel)
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since > stall:
+                print(f"mutate: {rel}: no result for {stall:.0f} s after {now} mutants: mutmut restarted "
+                      f"(attempt {attempt + 1})", flush=True)
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                break
+        log.close()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if proc.returncode is not None and proc.returncode >= 0:
+            return proc.returncode  # mutmut 2's exit code is a bit field of what it found; 0–31 all mean "done"
+    return -1
+
+
 def main(argv: list[str]) -> int:
     selected = [t for t in TARGETS if not argv or any(t == a or t.startswith(a.rstrip("/") + "/") for a in argv)]
     if not selected:
         print(f"mutate: nothing matches {argv}; targets: {', '.join(TARGETS)}", file=sys.stderr)
         return 2
     (REPO / ".mutmut-cache").unlink(missing_ok=True)
+    (REPO / ".mutmut-run.log").unlink(missing_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="zerovideo-mutate-"))
-    per_file = {}
     try:
         for rel in selected:
             functions, tests = TARGETS[rel]
@@ -127,36 +170,18 @@ def main(argv: list[str]) -> int:
                 print(f"mutate: {', '.join(tests)} fail without any mutation: fix them first", file=sys.stderr)
                 return 1
             baseline = (datetime.datetime.now() - started).total_seconds()
-            os.environ["ZEROVIDEO_MUTATE_TIMEOUT"] = str(max(10.0, 4 * baseline))  # mutmut's own limit is 10×
-            before = set(ids("killed")) | set(ids("survived")) | set(ids("timeout")) | set(ids("suspicious"))
+            limit = max(10.0, 4 * baseline)
+            os.environ["ZEROVIDEO_MUTATE_TIMEOUT"] = str(limit)  # mutmut's own limit is 10×
             print(f"mutate: {rel} ({'functions ' + ', '.join(functions) if functions else 'whole file'}) "
                   f"against {', '.join(tests)}", flush=True)
-            run = mutmut(*args)
-            if run.returncode != 0:
-                print(run.stdout[-3000:], run.stderr[-3000:], file=sys.stderr)
+            code = run_watched(args, rel, stall=max(300.0, 3 * limit + 60))
+            if code < 0:
+                print(f"mutate: mutmut kept hanging on {rel}; see .mutmut-run.log", file=sys.stderr)
                 return 1
-            kinds = {k: sorted(set(ids(k)) - before) for k in ("killed", "survived", "timeout", "suspicious")}
-            survivors = [{"id": i, "diff": mutmut("show", str(i)).stdout.strip()} for i in kinds["survived"]]
-            total = sum(len(v) for v in kinds.values())
-            caught = total - len(kinds["survived"])
-            per_file[rel] = {"functions": functions, "tests": tests, "mutants": total, "killed": len(kinds["killed"]),
-                             "timeout": len(kinds["timeout"]), "suspicious": len(kinds["suspicious"]),
-                             "survived": len(kinds["survived"]),
-                             "score": round(caught / total, 4) if total else None, "survivors": survivors}
-            print(f"mutate: {rel}: {caught}/{total} caught, {len(survivors)} survived", flush=True)
+            print(f"mutate: {rel}: {tested(rel)} mutants tested", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    previous = json.loads(RESULT.read_text()) if RESULT.exists() and argv else None
-    files = dict(previous["files"], **per_file) if previous else per_file  # a partial run updates its files
-    groups = summarise(files)
-    report = {"benchmark": "mutation", "tool": "mutmut 2.5.1", "when": datetime.datetime.now().isoformat(" ", "seconds"),
-              "command": "python3 scripts/host.py mutate " + " ".join(argv), "groups": groups, "files": files}
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(report, indent=2) + "\n")
-    for name, g in groups.items():
-        print(f"mutate: {name}: {g['caught']}/{g['mutants']} mutants caught ({100 * g['score']:.1f}%)")
-    print(f"mutate: report in {RESULT.relative_to(REPO)}")
-    return 0
+    return write_report("python3 scripts/host.py mutate " + " ".join(argv), merge=bool(argv))
 
 
 def run_tests(tests: list[str]) -> int:
@@ -182,9 +207,10 @@ def run_tests(tests: list[str]) -> int:
     return 0 if code == 0 else 1
 
 
-def report_from_cache() -> int:
-    """Write the report from mutmut's cache as it stands (an interrupted run): per file, the mutants tested so
-    far, marked partial where some are untested."""
+def write_report(command: str, merge: bool) -> int:
+    """The report from mutmut's cache as it stands (also after an interrupted run): per file, the mutants
+    tested, marked partial where some are untested. With `merge`, files not in the cache keep their entries
+    from the previous report."""
     import sqlite3
     db = sqlite3.connect(REPO / ".mutmut-cache")
     rows = db.execute("select f.filename, m.status, m.id from Mutant m join Line l on m.line = l.id "
@@ -204,10 +230,12 @@ def report_from_cache() -> int:
         entry["mutants"] = sum(entry[k] for k in ("killed", "timeout", "suspicious", "survived"))
         entry["score"] = round(1 - entry["survived"] / entry["mutants"], 4) if entry["mutants"] else None
         entry["partial"] = entry["untested"] > 0
+    previous = json.loads(RESULT.read_text()) if merge and RESULT.exists() else None
+    if previous:
+        files = dict(previous["files"], **files)
     groups = summarise(files)
     report = {"benchmark": "mutation", "tool": "mutmut 2.5.1", "when": datetime.datetime.now().isoformat(" ", "seconds"),
-              "command": "python3 scripts/host.py mutate --report (from the cache of an interrupted run)",
-              "groups": groups, "files": files}
+              "command": command, "groups": groups, "files": files}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(report, indent=2) + "\n")
     for name, g in groups.items():
@@ -221,5 +249,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--pytest"]:
         sys.exit(run_tests(sys.argv[2:]))
     if sys.argv[1:2] == ["--report"]:
-        sys.exit(report_from_cache())
+        sys.exit(write_report("python3 scripts/host.py mutate --report (from the cache of an interrupted run)",
+                              merge=True))
     sys.exit(main(sys.argv[1:]))
