@@ -95,7 +95,7 @@ def renoise(x: torch.Tensor, sigma_from: float, sigma_to: float, noise: torch.Te
     return a * x + math.sqrt(max(sigma_to ** 2 - (a * sigma_from) ** 2, 0.0)) * noise
 
 
-def dilate(mask: torch.Tensor, size: int = 5) -> torch.Tensor:
+def dilate(mask: torch.Tensor, size: int) -> torch.Tensor:
     """Binary-ish dilation of `(B, 1, h, w)` masks with a size×size square (kornia morphology)."""
     import kornia.morphology
     kernel = torch.ones(size, size, device=mask.device, dtype=mask.dtype)

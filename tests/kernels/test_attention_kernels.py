@@ -69,3 +69,37 @@ def test_momentum_anchor_mix_pulls_towards_frame_zero():
     assert torch.equal(full, A.cross_frame_kv(x, 2, "first"))
     with pytest.raises(ValueError, match="mu must be in"):
         A.momentum_kv(x, 2, 1.5)
+
+
+def reference_momentum(frames: list, mu: float, beta: float) -> list:
+    """ZS² momentum over one chunk's frames, written from the definition: m_0 = x_0, m_a = μ·m_{a−1} +
+    (1 − μ)·x_a, then each blended back towards frame 0 by β."""
+    out, m = [], None
+    for a, x in enumerate(frames):
+        m = x if a == 0 else mu * m + (1 - mu) * x
+        out.append((1 - beta) * m + beta * frames[0])
+    return out
+
+
+@pytest.mark.parametrize("mu,beta", [(0.0, 0.5), (0.0, 1.0), (0.0, 0.0), (0.7, 0.25)])
+def test_momentum_with_anchor_mix_equals_the_definition_even_at_mu_zero(mu, beta):
+    x = states(chunks=2, frames=4)
+    got = A.split_frames(A.momentum_kv(x, 2, mu, beta), 2)
+    for c in range(2):
+        want = reference_momentum(list(A.split_frames(x, 2)[c]), mu, beta)
+        torch.testing.assert_close(got[c], torch.stack(want), rtol=0, atol=1e-6)
+
+
+def test_one_chunk_is_a_valid_batch():
+    """CFG 1 (or a split cond/uncond call) gives the attention one chunk of frames."""
+    x = states(chunks=1, frames=4)
+    assert A.split_frames(x, 1).shape == (1, 4, 3, 4)
+    assert torch.equal(A.cross_frame_kv(x, 1, "first"), x[:1].expand(4, -1, -1))
+    torch.testing.assert_close(A.momentum_kv(x, 1, 0.5), torch.stack(reference_momentum(list(x), 0.5, 0.0)))
+    with pytest.raises(ValueError, match="does not split into 0 equal chunks"):
+        A.split_frames(x, 0)
+
+
+def test_the_default_anchor_mode_is_the_papers_first_frame():
+    x = states()
+    assert torch.equal(A.cross_frame_kv(x, 2), A.cross_frame_kv(x, 2, "first"))

@@ -116,3 +116,38 @@ def test_adain_matches_channel_statistics():
     x, ref = torch.randn(3, 4, 8, 8) * 3 + 1, torch.randn(3, 4, 8, 8)
     out = Z.adain(x, ref)
     torch.testing.assert_close(out.mean((2, 3)), ref.mean((2, 3)), atol=1e-5, rtol=0)
+
+
+def test_the_defaults_are_the_first_axis_and_no_loop():
+    h, k = torch.randn(8, 3), torch.randn(4, 3)
+    for op in ("A", "A1", "A2"):
+        assert torch.equal(Z.apply_pinv(op, k), Z.apply_pinv(op, k, 0, False))
+        assert torch.equal(Z.correct(op, h, k), Z.correct(op, h, k, 0, False))
+        assert torch.equal(Z.reference_correct(op, h, k), Z.reference_correct(op, h, k, 0, False))
+    q = torch.randn(2, 6, 3)  # (tokens, frames, channels): windows along dim 1 by default
+    assert torch.equal(Z.windowed(lambda a, b, c: a * 2, q, q, q, 4), Z.windowed(lambda a, b, c: a * 2, q, q, q, 4, 1))
+    v = torch.randn(6, 2)
+    assert torch.equal(Z.fuse_windows(v, 4), Z.fuse_windows(v, 4, 0))
+
+
+def test_the_coin_only_ever_names_the_pair_operators():
+    assert {Z.pick_pair_operator(3, s) for s in range(200)} == {"A1", "A2"}
+
+
+def test_strength_is_clamped_to_the_schedule():
+    assert Z.strength(1.5, 0.8) == 0.8  # a sampler that reports more than the whole schedule ahead
+    assert Z.strength(-0.5, 0.8) == 0.0
+    assert Z.strength(0.25, 0.8) == pytest.approx(0.2)
+
+
+def test_adain_keeps_a_nearly_flat_frame_finite_and_damped_by_eps():
+    """A frame whose channels barely vary (std s ≈ eps = 1e-6) is stretched by (s_ref + eps)/(s + eps), not
+    blown up by 1/s: its output contrast is s/(s + eps) of the reference's."""
+    ref = torch.randn(1, 2, 8, 8)
+    base = torch.randn(1, 2, 8, 8).double()
+    x = (base / base.std((2, 3), keepdim=True) * 1e-6).float() + 0.5  # std exactly 1e-6 per channel
+    out = Z.adain(x, ref)
+    assert torch.isfinite(out).all()
+    s = x.double().std((2, 3))
+    want = s / (s + 1e-6) * (ref.double().std((2, 3)) + 1e-6)
+    torch.testing.assert_close(out.double().std((2, 3)), want, rtol=2e-2, atol=0)

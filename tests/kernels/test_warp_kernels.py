@@ -103,6 +103,8 @@ def test_paper_steps_map_t0_t1_to_step_indices():
     assert W.paper_steps(20, 44, 47) == (1, 2)
     with pytest.raises(ValueError, match="t0 < t1"):
         W.paper_steps(50, 47, 44)
+    with pytest.raises(ValueError, match="t0 < t1"):  # equal: no step between the warp and its target level
+        W.paper_steps(50, 45, 45)
 
 
 def test_background_smoothing_blends_only_the_background():
@@ -169,3 +171,46 @@ def test_flow_renoise_from_the_pure_noise_level_is_the_noise_itself():
     x = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(1))
     eps = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(W.renoise(x, 1.0, 1.0, eps, flow=True), eps, rtol=0, atol=0)
+
+
+def reference_smoothing(warped, x_ref, masks_k, mask_0, rows, alpha=0.4, size=5):
+    """Background smoothing as the paper and the spec state it, written independently: masks dilated with a
+    5×5 square (max-pooling), M_BG = (1 − M_k)(1 − warp(M_0)), x_k ← (1 − M_BG)·x_k + M_BG·(α·x_k + (1 − α)·
+    warp(x_ref)), α = 0.4. Only the warp itself is the kernel's (tested above against affine_grid)."""
+    def dilated(m):
+        return F.max_pool2d(m, size, stride=1, padding=size // 2)
+    m_bg = (1 - dilated(masks_k)) * (1 - W.warp_latents(dilated(mask_0), rows))
+    return (1 - m_bg) * warped + m_bg * (alpha * warped + (1 - alpha) * W.warp_latents(x_ref, rows))
+
+
+def frame_masks(frames, h, w):
+    """Binary foreground boxes at a different place in every frame."""
+    m = torch.zeros(frames, 1, h, w)
+    for k in range(frames):
+        m[k, :, 3 + k:7 + k, 2 + 2 * k:5 + 2 * k] = 1
+    return m
+
+
+def test_background_smoothing_with_its_defaults_equals_the_papers_formula():
+    frames, h, w = 4, 16, 16
+    rows = W.motion_schedule(frames, 64.0, -32.0)[1:]
+    warped, x_ref = torch.randn(frames - 1, 4, h, w), torch.randn(1, 4, h, w)
+    masks = frame_masks(frames, h, w)
+    out = W.background_smoothing(warped, x_ref, masks[1:], masks[:1], rows)
+    torch.testing.assert_close(out, reference_smoothing(warped, x_ref, masks[1:], masks[:1], rows), rtol=0,
+                               atol=1e-6)
+    assert not torch.equal(out, warped) and not torch.equal(out, reference_smoothing(
+        warped, x_ref, masks[1:], masks[:1], rows, size=3))  # the dilation size matters here
+
+
+def test_motion_dynamics_smooths_each_frame_with_its_own_mask_and_frame_zeros():
+    frames, h, w = 4, 16, 16
+    motion = W.motion_schedule(frames, 64.0, 32.0)
+    x1_t, x1_tp = torch.randn(1, 4, h, w), torch.randn(1, 4, h, w)
+    noise = torch.randn(frames - 1, 4, h, w)
+    masks = frame_masks(frames, h, w)
+    out = W.motion_dynamics(x1_t, x1_tp, motion, sigma_t=2.0, sigma_t_prime=1.0, noise=noise, fg_masks=masks)
+    plain = W.motion_dynamics(x1_t, x1_tp, motion, sigma_t=2.0, sigma_t_prime=1.0, noise=noise)
+    want = reference_smoothing(plain[1:], x1_t, masks[1:], masks[:1], motion[1:])
+    assert torch.equal(out[0], x1_t[0])
+    torch.testing.assert_close(out[1:], want, rtol=0, atol=1e-6)
