@@ -151,3 +151,17 @@ def test_adain_keeps_a_nearly_flat_frame_finite_and_damped_by_eps():
     s = x.double().std((2, 3))
     want = s / (s + 1e-6) * (ref.double().std((2, 3)) + 1e-6)
     torch.testing.assert_close(out.double().std((2, 3)), want, rtol=2e-2, atol=0)
+
+
+def test_a_loop_corrects_the_wrap_around_pair_like_every_other_pair():
+    """Seamless loops: with `loop`, A2 pairs the last frame with frame 0 (the transition last → first), and that
+    pair is corrected as the inner pairs are: its mean becomes key 0 and its difference is kept. Written out by
+    hand, pair by pair."""
+    h, keys = torch.randn(8, 4), torch.randn(4, 4)
+    out = Z.correct_kv(h, keys, "A2", loop=True)
+    pairs = [(7, 0), (1, 2), (3, 4), (5, 6)]  # (earlier, later) frame of the pair whose mean is key j
+    for j, (a, b) in enumerate(pairs):
+        torch.testing.assert_close((out[a] + out[b]) / 2, keys[j])
+        torch.testing.assert_close(out[a] - out[b], h[a] - h[b])
+    without = Z.correct_kv(h, keys, "A2", loop=False)
+    assert torch.equal(without[7], h[7])  # no loop: the last frame has no pair and stays

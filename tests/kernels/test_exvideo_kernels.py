@@ -102,3 +102,61 @@ def test_positional_conv_equals_a_reflect_padded_conv3d_per_video(videos, t, h, 
     want = want.permute(0, 3, 4, 2, 1).reshape(videos * h * w, t, c)  # (videos, C, T, H, W) -> layout
     got = X.positional_conv(x, conv.weight.detach(), conv.bias.detach(), videos, h, w)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+# DiffSynth-Studio's SVDUNet (diffsynth/models/svd_unet.py) is one flat list of blocks, and the released file
+# names each tensor by its index in that list. The list, transcribed as module kinds: R ResnetBlock, T
+# TemporalResnetBlock, A AttentionBlock, X TemporalAttentionBlock (what ExVideo retrains), M PopMixBlock,
+# P PushBlock, O PopBlock, D DownSampler, U UpSampler.
+_DOWN_RES, _DOWN_ATTN = "R P T M P", "A P X M P"
+_UP_RES, _UP_ATTN = "O R P T M P", "A P X M"
+DIFFSYNTH_LAYOUT = " ".join([
+    *(2 * [_DOWN_RES + " " + _DOWN_ATTN] + ["D P"]) * 3,  # three CrossAttnDownBlockSpatioTemporal
+    *2 * [_DOWN_RES],  # DownBlockSpatioTemporal
+    _DOWN_RES, _DOWN_ATTN.rsplit(" ", 1)[0], "R P T M",  # UNetMidBlockSpatioTemporal (res, attn, res)
+    *3 * ["O R P T M"], "U",  # UpBlockSpatioTemporal
+    *([_UP_RES + " " + _UP_ATTN] * 3 + ["U"]) * 2,  # two CrossAttnUpBlockSpatioTemporal with upsampler
+    *[_UP_RES + " " + _UP_ATTN] * 3,  # the last one, without
+]).split()
+# ComfyUI's SVD U-Net: the SpatialVideoTransformer of each of those blocks, in the order they run
+COMFY_TRANSFORMERS = ["input_blocks.1.1", "input_blocks.2.1", "input_blocks.4.1", "input_blocks.5.1",
+                      "input_blocks.7.1", "input_blocks.8.1", "middle_block.1", *(f"output_blocks.{i}.1" for i in
+                                                                                 range(3, 12))]
+# the tensors of DiffSynth's TemporalAttentionBlock (with ExVideo's table and conv), by module: Linear layers
+# have weight and bias, LayerNorms too, GEGLU a `proj` Linear, Attention bias-free to_q/to_k/to_v and a biased
+# to_out
+DIFFSYNTH_BLOCK_TENSORS = {
+    "positional_embedding.embeddings", "positional_conv.weight", "positional_conv.bias",
+    *(f"{m}.{p}" for m in ("positional_embedding_proj.0", "positional_embedding_proj.2", "norm_in",
+                           "act_fn_in.proj", "ff_in", "norm1", "norm2", "norm_out", "act_fn_out.proj", "ff_out")
+      for p in ("weight", "bias")),
+    *(f"{a}.{p}.weight" for a in ("attn1", "attn2") for p in ("to_q", "to_k", "to_v", "to_out")),
+    "attn1.to_out.bias", "attn2.to_out.bias",
+}
+
+
+def test_block_numbers_are_the_temporal_attention_blocks_of_diffsynths_layout_in_forward_order():
+    assert len(DIFFSYNTH_LAYOUT) == 197 and DIFFSYNTH_LAYOUT.count("X") == 16
+    numbers = [i for i, kind in enumerate(DIFFSYNTH_LAYOUT) if kind == "X"]
+    assert dict(zip(numbers, COMFY_TRANSFORMERS)) == X.BLOCK_MAP
+    assert X.DETECT_KEY == f"blocks.{numbers[-2]}.positional_embedding.embeddings"
+
+
+def test_every_tensor_of_a_diffsynth_temporal_block_is_mapped_and_only_they():
+    assert set(X.block_keys()) == DIFFSYNTH_BLOCK_TENSORS
+    new = {k for k, v in X.block_keys().items() if v is None}
+    assert new == {"positional_embedding.embeddings", "positional_conv.weight", "positional_conv.bias"}
+
+
+def diffsynth_position_id(frame: int, max_id: int = 25, repeat_length: int = 20) -> int:
+    """DiffSynth-Studio's PositionalID (diffsynth/models/svd_unet.py), the ids ExVideo's table was trained on,
+    transcribed from its description: 0..24, then down 23..4 and up 5..24, repeating."""
+    if frame < max_id:
+        return frame
+    p = (frame - max_id) % (2 * repeat_length)
+    return max_id - 2 - p if p < repeat_length else max_id - 2 * repeat_length + p
+
+
+@pytest.mark.parametrize("frames", [1, 14, 25, 26, 64, 128, 200])
+def test_pingpong_ids_are_diffsynths_position_ids_one_per_frame(frames):
+    assert X.pingpong_ids(frames).long().tolist() == [diffsynth_position_id(f) for f in range(frames)]
