@@ -29,8 +29,8 @@ def run(device: str = "cpu", full: bool = False, repeats: int = 50):
     with tempfile.TemporaryDirectory(prefix="zv-soak-") as tmp, default_server(Path(tmp)) as server:
         client = server.client()
         with tempfile.TemporaryDirectory() as d:
-            name = run_workflow.SAMPLE_VIDEO
-            client.upload(run_workflow.write_sample_video(Path(d) / name), name)
+            from scripts.make_workflows import INPUT_CLIP
+            client.upload(run_workflow.write_sample_clip(Path(d) / INPUT_CLIP), INPUT_CLIP)
         info = client.object_info()
         prompts = []
         for wf, sets in MIX:

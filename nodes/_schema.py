@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 from comfy_api.latest import io
 
@@ -21,6 +22,23 @@ def schema(node_id: str, *, search_aliases: list[str] = (), description: str = "
     elif search_aliases:
         description = f"{description}\n\nAlso known as: {', '.join(search_aliases)}."
     return io.Schema(node_id=PREFIX + node_id, description=description, **kw)
+
+
+def advanced(input_class):
+    """`input_class` (e.g. `io.Float.Input`) whose inputs come out marked as advanced: the frontend folds them
+    away from most users. `advanced(io.Float.Input)("t0", default=44, ...)`.
+
+    Newer ComfyUI has an `advanced` field on every input; older ones (0.3.75, our test host) do not, and there
+    the flag goes into the input's extra options, which such a frontend ignores and a newer one reads. Either
+    way /object_info shows `"advanced": true` for the input."""
+    def make(*args, **kwargs):
+        inp = input_class(*args, **kwargs)
+        if "advanced" in inspect.signature(io.Input.__init__).parameters:
+            inp.advanced = True
+        elif isinstance(getattr(inp, "extra_dict", None), dict):
+            inp.extra_dict["advanced"] = True
+        return inp
+    return make
 
 
 def check_range(name: str, value, lo: float, hi: float):
@@ -74,7 +92,7 @@ def require_finite(node: str, name: str, tensor) -> None:
 def attention_videos_input() -> io.Int.Input:
     """Several videos in one latent batch (as Dependency Noise's `videos` makes them) for the attention patches.
     Optional, so prompts saved before it existed keep validating."""
-    return io.Int.Input("videos", default=1, min=1, max=256, optional=True,
+    return advanced(io.Int.Input)("videos", default=1, min=1, max=256, optional=True,
                         tooltip="Number of videos in the latent batch, one after the other (as in Dependency "
                                 "Noise's videos): each video's frames read only their own video's frames. 1 = the "
                                 "whole batch is one video.")

@@ -21,6 +21,9 @@ MODES = ("weights", "interpolate", "ping-pong")
 FOLDER = "exvideo"
 NO_FILE = "(none: training-free modes)"
 KEY = "zerovideo_exvideo"
+# ExVideo's clips are conditioned and played at 30 fps (the spec, ALGORITHMS.md: ExVideo inference defaults [ref]);
+# the training-free modes spread the same positions over more frames, and are played at the same rate.
+TRAINED_FPS = 30.0
 
 folder_paths.add_model_folder_path(FOLDER, os.path.join(folder_paths.models_dir, FOLDER))
 _paths, _extensions = folder_paths.folder_names_and_paths[FOLDER]
@@ -222,7 +225,11 @@ class ExVideoTemporalExtend(io.ComfyNode):
                                tooltip="ExVideo extension file from models/exvideo/ (safetensors only), e.g. "
                                        "ExVideo-SVD-128f-v1. Needed for mode = weights."),
             ],
-            outputs=[io.Model.Output(tooltip="The extended SVD model (a patched copy).")],
+            outputs=[io.Model.Output(tooltip="The extended SVD model (a patched copy)."),
+                     io.Float.Output(display_name="fps", tooltip=f"{TRAINED_FPS:g}: the frame rate ExVideo's clips are "
+                                                                 "made and played at (also for the training-free "
+                                                                 "modes). Wire it to Create Video; condition SVD "
+                                                                 "at the same fps.")],
         )
 
     @classmethod
@@ -236,8 +243,8 @@ class ExVideoTemporalExtend(io.ComfyNode):
         if mode == "weights":
             if extension == NO_FILE:
                 raise ValueError("ExVideo: mode = weights needs an extension file from models/exvideo/")
-            return io.NodeOutput(apply_extension(model, load_extension(extension), extension))
-        return io.NodeOutput(training_free(model, mode))
+            return io.NodeOutput(apply_extension(model, load_extension(extension), extension), TRAINED_FPS)
+        return io.NodeOutput(training_free(model, mode), TRAINED_FPS)
 
 
 class ExVideoLatentRenorm(io.ComfyNode):

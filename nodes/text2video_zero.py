@@ -9,8 +9,8 @@ from comfy_api.latest import io
 from ..kernels.attention import ANCHOR_MODES, cross_frame_kv
 from ..kernels import warp
 from . import _patching
-from ._schema import (CATEGORY, attention_videos_input, check_choice, check_percent_range, check_range, first_error,
-                      require_finite, schema)
+from ._schema import (CATEGORY, advanced, attention_videos_input, check_choice, check_percent_range, check_range,
+                      first_error, require_finite, schema)
 
 PAPER = "Text2Video-Zero (Khachatryan et al., ICCV 2023, arXiv 2303.13439)"
 T2VZ_CATEGORY = f"{CATEGORY}/Text2Video-Zero"
@@ -150,9 +150,9 @@ class CrossFrameAttentionPatch(io.ComfyNode):
                                        "previous: the frame before (smoother motion, more drift). "
                                        "first+previous: both (sparse-causal attention). first+self: frame 0 "
                                        "and itself (keeps more per-frame detail)."),
-                io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.001,
+                advanced(io.Float.Input)("start_percent", default=0.0, min=0.0, max=1.0, step=0.001,
                                tooltip="Start of the sampling range where the patch is active (0 = first step)."),
-                io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.001,
+                advanced(io.Float.Input)("end_percent", default=1.0, min=0.0, max=1.0, step=0.001,
                                tooltip="End of the sampling range where the patch is active (1 = last step). "
                                        "The paper uses the whole range."),
                 attention_videos_input(),
@@ -198,16 +198,28 @@ def motion_inputs() -> list:
         io.Float.Input("rotation", default=0.0, min=-45.0, max=45.0, step=0.1,
                        tooltip="Rotation per frame in degrees (beyond the paper); positive turns the picture "
                                "counter-clockwise. 0 = none."),
-        io.Int.Input("t0", default=44, min=0, max=48,
+        advanced(io.Int.Input)("t0", default=44, min=0, max=48,
                      tooltip="Paper's t0: where the warp is taken, in steps from the end of a 50-step "
                              "schedule (scaled to your step count). Must be smaller than t1. Paper: 44."),
-        io.Int.Input("t1", default=47, min=1, max=49,
+        advanced(io.Int.Input)("t1", default=47, min=1, max=49,
                      tooltip="Paper's t1: the noise level the warped frames start from, in steps from the end "
                              "of a 50-step schedule. Larger = more freedom for the other frames. Paper: 47."),
-        io.Combo.Input("interpolation", options=list(warp.INTERPOLATIONS), default="nearest",
+        advanced(io.Combo.Input)("interpolation", options=list(warp.INTERPOLATIONS), default="nearest",
                        tooltip="How the latent is resampled. nearest: the paper (sharp, moves in whole latent "
                                "pixels). bilinear: smoother sub-pixel motion, slightly softer."),
     ]
+
+
+def fps_input() -> io.Float.Input:
+    """Optional, so prompts saved before it existed keep validating."""
+    return io.Float.Input("fps", default=4.0, min=0.1, max=1000.0, step=0.1, optional=True,
+                          tooltip="Frame rate to play the video at, passed to the fps output (wire it to Create "
+                                  "Video). The motion per frame is fixed, so a higher fps means faster motion. "
+                                  "The paper's clips: 8 frames at 4 fps.")
+
+
+def fps_output() -> io.Float.Output:
+    return io.Float.Output(display_name="fps", tooltip="The fps input, for Create Video.")
 
 
 def mask_input() -> io.Mask.Input:
@@ -371,8 +383,10 @@ class Text2VideoZeroSampler(io.ComfyNode):
                 io.Sampler.Input("sampler", tooltip="The base sampler (e.g. KSamplerSelect → ddim or euler)."),
                 *motion_inputs(),
                 mask_input(),
+                fps_input(),
             ],
-            outputs=[io.Sampler.Output(tooltip="A sampler that runs Text2Video-Zero around the base sampler.")],
+            outputs=[io.Sampler.Output(tooltip="A sampler that runs Text2Video-Zero around the base sampler."),
+                     fps_output()],
         )
 
     @classmethod
@@ -381,7 +395,7 @@ class Text2VideoZeroSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, sampler, motion_x, motion_y, zoom, rotation, t0, t1, interpolation,
-                foreground_mask=None) -> io.NodeOutput:
+                foreground_mask=None, fps=4.0) -> io.NodeOutput:
         import comfy.samplers
         if not hasattr(sampler, "sampler_function"):
             raise ValueError("Text2Video-Zero Sampler needs a k-diffusion sampler (e.g. from KSamplerSelect) as "
@@ -393,7 +407,7 @@ class Text2VideoZeroSampler(io.ComfyNode):
             return text2video_zero_sample(model, x, sigmas, extra_args, callback, disable, base=sampler,
                                           motion=rows, t0=t0, t1=t1, mode=interpolation,
                                           fg_masks=foreground_mask)
-        return io.NodeOutput(comfy.samplers.KSAMPLER(fn, inpaint_options=sampler.inpaint_options))
+        return io.NodeOutput(comfy.samplers.KSAMPLER(fn, inpaint_options=sampler.inpaint_options), float(fps))
 
 
 class MotionLatentWarp(io.ComfyNode):
@@ -425,8 +439,9 @@ class MotionLatentWarp(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Seed of the re-noising noise."),
                 mask_input(),
+                fps_input(),
             ],
-            outputs=[io.Latent.Output(tooltip="The video latent at step s1 (frames × latents).")],
+            outputs=[io.Latent.Output(tooltip="The video latent at step s1 (frames × latents)."), fps_output()],
         )
 
     @classmethod
@@ -437,7 +452,7 @@ class MotionLatentWarp(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, latent, first_frame, frames, motion_x, motion_y, zoom, rotation, t0, t1,
-                interpolation, steps, scheduler, seed, foreground_mask=None) -> io.NodeOutput:
+                interpolation, steps, scheduler, seed, foreground_mask=None, fps=4.0) -> io.NodeOutput:
         import comfy.samplers
         for name, lat in (("latent", latent), ("first_frame", first_frame)):
             if lat["samples"].ndim != 4 or lat["samples"].shape[0] != 1:
@@ -467,7 +482,7 @@ class MotionLatentWarp(io.ComfyNode):
         samples = handover_latent(base, sampling, sigma_t, x_t).to(first_frame["samples"].dtype)
         samples[:1] = first_frame["samples"]  # exact, not through the latent scale and back
         out["samples"] = samples
-        return io.NodeOutput(out)
+        return io.NodeOutput(out, float(fps))
 
 
 NODES = [CrossFrameAttentionPatch, Text2VideoZeroSampler, MotionLatentWarp]

@@ -22,7 +22,7 @@ from comfy_api.latest import io
 
 from ..kernels import cascade as Z
 from . import _patching
-from ._schema import CATEGORY, check_choice, require_finite, schema
+from ._schema import CATEGORY, advanced, check_choice, require_finite, schema
 
 PAPER = "ZeroSmooth (Yang et al., arXiv 2406.00908)"
 ZS_CATEGORY = f"{CATEGORY}/ZeroSmooth"
@@ -148,6 +148,14 @@ class SelfCascadeGuider(comfy.samplers.CFGGuider):
         return torch.cat(outs)
 
 
+def output_fps(positive, source_fps) -> float:
+    """The key frames' frame rate: `source_fps` when set, else the fps SVD_img2vid_Conditioning put in the
+    conditioning (SVD's own default, 6, when it has none)."""
+    if source_fps:
+        return float(source_fps)
+    return float(next((c[1]["fps"] for c in positive if "fps" in c[1]), 6))
+
+
 class SelfCascadeInterpolate(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -175,17 +183,25 @@ class SelfCascadeInterpolate(io.ComfyNode):
                                      "must equal the video's frame count."),
                 io.Float.Input("cfg", default=2.5, min=0.0, max=100.0, step=0.1,
                                tooltip="CFG scale (the top of the ramp when the model has Video Linear CFG Guidance)."),
-                io.Boolean.Input("color_fix", default=False,
+                advanced(io.Boolean.Input)("color_fix", default=False,
                                  tooltip="AdaIN colour fix: match each long-branch frame's colour statistics to its "
                                          "key frames after every step (from the paper; off by default)."),
                 io.Latent.Input("key_frames_video", optional=True,
                                 tooltip="Optional: VAE-encoded frames of your own clip to interpolate (beyond the "
                                         "paper). The base branch then follows these frames instead of generating."),
+                io.Float.Input("source_fps", default=0.0, min=0.0, max=1000.0, step=0.001, optional=True,
+                               tooltip="Optional: the frame rate of the key frames (e.g. Get Video Components' fps "
+                                       "for your own clip). 0 = the fps of the conditioning. The fps output is "
+                                       "this × factor."),
             ],
             outputs=[
                 io.Guider.Output(tooltip="A guider for SamplerCustomAdvanced / SamplerCustom."),
                 io.Latent.Output(display_name="latent", tooltip="The empty latent of the output video (factor × "
                                                                 "key_frames frames) to sample."),
+                io.Float.Output(display_name="fps", tooltip="The frame rate of the output video: factor × the key "
+                                                            "frames' fps (source_fps, else the conditioning's), "
+                                                            "so the clip lasts as long as the key frames. Wire it "
+                                                            "to Create Video."),
             ],
         )
 
@@ -195,7 +211,7 @@ class SelfCascadeInterpolate(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, positive, negative, factor, key_frames, cfg, color_fix,
-                key_frames_video=None) -> io.NodeOutput:
+                key_frames_video=None, source_fps=0.0) -> io.NodeOutput:
         _patching.require_svd(model, "Self-Cascade Interpolate")
         concat = next((c[1].get("concat_latent_image") for c in positive if "concat_latent_image" in c[1]), None)
         if concat is None:
@@ -207,21 +223,23 @@ class SelfCascadeInterpolate(io.ComfyNode):
         if key_frames_video is not None:
             keys = key_frames_video["samples"]
             if keys.ndim != 4:
-                raise ValueError(f"key_frames_video must be an image latent [frames, C, h, w], got {list(keys.shape)}")
+                raise ValueError(f"Self-Cascade Interpolate: key_frames_video must be an image latent [frames, C, h, "
+                                 f"w], got {list(keys.shape)}")
             require_finite("Self-Cascade Interpolate", "key_frames_video", keys)
             if keys.shape[0] != key_frames:
-                raise ValueError(f"key_frames is {key_frames}, but the input video has {keys.shape[0]} frames: set "
-                                 f"key_frames to {keys.shape[0]}.")
+                raise ValueError(f"Self-Cascade Interpolate: key_frames is {key_frames}, but key_frames_video has "
+                                 f"{keys.shape[0]} frames: set key_frames to {keys.shape[0]} (or give it a clip "
+                                 f"of {key_frames} frames).")
             if keys.shape[-2:] != concat.shape[-2:]:
-                raise ValueError(f"the input video is {keys.shape[-1] * 8}x{keys.shape[-2] * 8} px but the "
-                                 f"conditioning image is {concat.shape[-1] * 8}x{concat.shape[-2] * 8} px: make "
-                                 f"them the same size.")
+                raise ValueError(f"Self-Cascade Interpolate: key_frames_video is {keys.shape[-1] * 8}x"
+                                 f"{keys.shape[-2] * 8} px but the conditioning image is {concat.shape[-1] * 8}x"
+                                 f"{concat.shape[-2] * 8} px: make them the same size.")
         f = FACTORS[factor]
         guider = SelfCascadeGuider(model, key_frames, f, color_fix, keys)
         guider.set_conds(positive, negative)
         guider.set_cfg(cfg)
         latent = torch.zeros([key_frames * f, 4, concat.shape[-2], concat.shape[-1]])
-        return io.NodeOutput(guider, {"samples": latent})
+        return io.NodeOutput(guider, {"samples": latent}, f * output_fps(positive, source_fps))
 
 
 # --- hidden-state correction --------------------------------------------------------------------------------
@@ -362,7 +380,7 @@ class HiddenStateCorrection(io.ComfyNode):
                                        "0 = no correction of the attention states; the long branches' frame positions stay "
                                        "rescaled and their temporal attention windowed. For the paper's direct "
                                        "inference, leave this node out."),
-                io.Combo.Input("schedule", options=["linear", "constant"], default="linear",
+                advanced(io.Combo.Input)("schedule", options=["linear", "constant"], default="linear",
                                tooltip="linear: w_t = w_max·(steps left)/steps, i.e. w_max at the first step and "
                                        "w_max/steps at the last (the paper's t/T). constant: w_max every step."),
                 io.Boolean.Input("loop", default=False,

@@ -8,7 +8,7 @@ from comfy_api.latest import io
 from ..kernels import noise as dnm
 from ..kernels.attention import momentum_kv
 from . import _patching
-from ._schema import CATEGORY, attention_videos_input, check_choice, check_percent_range, schema
+from ._schema import CATEGORY, advanced, attention_videos_input, check_choice, check_percent_range, schema
 
 PAPER = "ZS² — Fine-grained Zero-shot Video Sampling (Chen, Hu, Wei, Wu; arXiv 2407.21475)"
 ZS2_CATEGORY = f"{CATEGORY}/ZS2"
@@ -25,13 +25,13 @@ def lambda_input():
 
 
 def mode_input():
-    return io.Combo.Input("mode", options=list(dnm.MODES), default="closed_form",
+    return advanced(io.Combo.Input)("mode", options=list(dnm.MODES), default="closed_form",
                           tooltip="closed_form: α = (1 − λ/√e)², exact and instant. search: the paper's random + "
                                   "line search per frame (slower, same statistics).")
 
 
 def videos_input():
-    return io.Int.Input("videos", default=1, min=1, max=256,
+    return advanced(io.Int.Input)("videos", default=1, min=1, max=256,
                         tooltip="Number of videos in the latent batch (the batch is split into this many equal "
                                 "runs of frames; each gets its own chain).")
 
@@ -231,13 +231,13 @@ class TemporalMomentumAttention(io.ComfyNode):
                 io.Float.Input("mu", default=0.98, min=0.0, max=1.0, step=0.001,
                                tooltip="Momentum μ: how much each frame's keys/values keep from the previous "
                                        "frames. Paper: 0.98. Lower = more per-frame freedom (and flicker)."),
-                io.Float.Input("anchor_mix", default=0.0, min=0.0, max=1.0, step=0.01,
+                advanced(io.Float.Input)("anchor_mix", default=0.0, min=0.0, max=1.0, step=0.01,
                                tooltip="Blend frame 0 back into every frame's keys/values (beyond the paper). The "
                                        "EMA forgets frame 0 over long clips (0.98^63 ≈ 0.28); 0.2-0.5 keeps the "
                                        "subject over 100+ frames. 0 = the paper."),
-                io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.001,
+                advanced(io.Float.Input)("start_percent", default=0.0, min=0.0, max=1.0, step=0.001,
                                tooltip="Start of the sampling range where the patch is active."),
-                io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.001,
+                advanced(io.Float.Input)("end_percent", default=1.0, min=0.0, max=1.0, step=0.001,
                                tooltip="End of the sampling range where the patch is active."),
                 attention_videos_input(),
             ],

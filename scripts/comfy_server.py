@@ -329,8 +329,12 @@ def default_server(workdir: Path, extra_args=()) -> ComfyServer:
 
 
 def live_object_info() -> dict:
-    """/object_info of a throw-away headless server (for the workflow and help-page generators)."""
+    """/object_info of a throw-away headless server (for the workflow and help-page generators). Raises when
+    the pack did not import, so the generators never write files from a server without our nodes."""
     import tempfile
     with tempfile.TemporaryDirectory(prefix="zv-info-") as tmp:
         with default_server(Path(tmp)) as server:
+            failures = server.import_failures()
+            if failures:
+                raise ComfyError(f"ZeroVideo did not load into ComfyUI: {failures}\n{server.log_tail()}")
             return server.client().object_info()

@@ -2,7 +2,9 @@
 
     python3 scripts/host.py test tests/ui && python3 scripts/make_thumbnails.py [SCREENSHOT_DIR]
 
-ComfyUI's template browser shows `NAME.jpg` next to `NAME.json` in a pack's workflows folder.
+ComfyUI's template browser shows `NAME.jpg` next to `NAME.json` in a pack's workflows folder. The UI test's
+`NAME.png` is the graph alone, zoomed to fill the canvas (no menus, side bars or toasts); it is scaled to
+640 px wide.
 """
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 WIDTH = 640
-BANNER = 40  # px of the frontend's announcement bar cut off the top of a 1600×1000 screenshot
 
 
 def make(shots: Path, out: Path = REPO / "workflows") -> list[Path]:
@@ -22,7 +23,6 @@ def make(shots: Path, out: Path = REPO / "workflows") -> list[Path]:
         if not (out / f"{png.stem}.json").is_file():
             continue
         img = Image.open(png).convert("RGB")
-        img = img.crop((0, BANNER, img.width, img.height))
         img = img.resize((WIDTH, round(img.height * WIDTH / img.width)), Image.LANCZOS)
         path = out / f"{png.stem}.jpg"
         img.save(path, quality=80, optimize=True)

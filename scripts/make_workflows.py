@@ -21,16 +21,49 @@ WORKFLOWS = REPO / "workflows"
 SD15_CKPT = "v1-5-pruned-emaonly.safetensors"
 IP2P_CKPT = "instruct-pix2pix-00-22000.safetensors"
 CANNY_CONTROLNET = "control_v11p_sd15_canny_fp16.safetensors"
-INPUT_VIDEO = "zerovideo_input_video.webp"
+INPUT_CLIP = "zerovideo_input_clip.mp4"
+SAMPLE_CLIP_FPS = 8.0  # the frame rate of the sample clip the tests and `host.py run` put in its place  # any clip LoadVideo reads (mp4, webm, mov, gif); the tests write one
 SVD_CKPT = "svd_xt.safetensors"
+EXVIDEO_FILE = "ExVideo-SVD-128f-v1.safetensors"
+
+# Where each model file comes from, for the frontend's missing-models dialog (`properties.models` of the node
+# that loads it: name, url, directory = the models/ folder it goes into). The ExVideo file is the released
+# fp16 weights (DiffSynth-Studio's ExVideo example names this download), saved under our name.
+MODELS = {
+    SD15_CKPT: ("https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/"
+                "v1-5-pruned-emaonly.safetensors", "checkpoints"),
+    IP2P_CKPT: ("https://huggingface.co/timbrooks/instruct-pix2pix/resolve/main/instruct-pix2pix-00-22000.safetensors",
+                "checkpoints"),
+    CANNY_CONTROLNET: ("https://huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors/resolve/main/"
+                       "control_v11p_sd15_canny_fp16.safetensors", "controlnet"),
+    SVD_CKPT: ("https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt/resolve/main/svd_xt.safetensors",
+               "checkpoints"),
+    EXVIDEO_FILE: ("https://huggingface.co/ECNU-CILab/ExVideo-SVD-128f-v1/resolve/main/model.fp16.safetensors",
+                   "exvideo"),
+}
+# loader class -> the input that names its model file
+MODEL_INPUTS = {"CheckpointLoaderSimple": "ckpt_name", "ImageOnlyCheckpointLoader": "ckpt_name",
+                "ControlNetLoader": "control_net_name", "ZeroVideo.ExVideoTemporalExtend": "extension"}
+
+
+def model_entries(node: dict) -> list[dict]:
+    """ComfyUI's model metadata for a node that loads a model file (empty for any other node)."""
+    file = node["inputs"].get(MODEL_INPUTS.get(node["class_type"], ""))
+    if file not in MODELS:
+        return []
+    url, directory = MODELS[file]
+    return [{"name": file, "url": url, "directory": directory}]
 
 
 class Graph:
     """A tiny graph builder: `g.add(id, class_type, title=None, **inputs)`; links are `(id, slot)`."""
 
-    def __init__(self, name: str, description: str, tiny_frames: int, tiny_sets: tuple = ()):
+    def __init__(self, name: str, description: str, tiny_frames: int, tiny_sets: tuple = (), tiny_fps: float = 0.0,
+                 audio: bool = False):
         self.name = name
         self.tiny_frames = tiny_frames  # frames the tests expect when run on the tiny models
+        self.tiny_fps = tiny_fps  # the saved video's frame rate the tests expect (on the tests' sample clip)
+        self.audio = audio  # the saved video carries the input clip's audio
         self.tiny_sets = list(tiny_sets)  # --set overrides the tests add to keep CPU runs short
         self.description = description
         self.nodes: dict[int, dict] = {}
@@ -116,6 +149,8 @@ def to_ui(g: Graph, object_info: dict) -> dict:
               "size": [320, 120 + 26 * len(widgets)], "flags": {}, "order": i, "mode": 0,
               "inputs": sockets, "outputs": outputs,
               "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": widgets}
+        if model_entries(node):
+            ui["properties"]["models"] = model_entries(node)
         if node["title"]:
             ui["title"] = node["title"]
         ui_nodes[nid] = ui
@@ -147,7 +182,7 @@ def sd15_frames_baseline() -> Graph:
     g = Graph("sd15_frames_baseline",
               "# SD1.5 frames baseline\nEight frames sampled independently from one prompt with a stock "
               "KSampler: the flicker every ZeroVideo technique removes. Compare with the Text2Video-Zero "
-              "and ZS² workflows, which start from this graph.", tiny_frames=8)
+              "and ZS² workflows, which start from this graph.", tiny_frames=8, tiny_fps=4.0)
     g.add(1, "CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
     g.add(2, "CLIPTextEncode", title="Positive", clip=(1, 1),
           text="a horse galloping on a street, photorealistic, detailed")
@@ -155,10 +190,7 @@ def sd15_frames_baseline() -> Graph:
     g.add(4, "EmptyLatentImage", width=512, height=512, batch_size=8)
     g.add(5, "KSampler", model=(1, 0), positive=(2, 0), negative=(3, 0), latent_image=(4, 0), seed=7,
           steps=20, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform", denoise=1.0)
-    g.add(6, "ZeroVideo.LatentVideoInfo", latent=(5, 0))
-    g.add(7, "VAEDecode", samples=(6, 0), vae=(1, 2))
-    g.add(8, "SaveAnimatedWEBP", images=(7, 0), filename_prefix="ZeroVideo/sd15_frames_baseline", fps=4.0,
-          lossless=False, quality=85, method="default")
+    _decode_and_save(g, 6, (5, 0), (1, 2), g.name, 4.0)
     return g
 
 
@@ -166,7 +198,8 @@ def svd_img2vid_baseline() -> Graph:
     g = Graph("svd_img2vid_baseline",
               "# SVD image-to-video baseline\nStock Stable Video Diffusion (SVD-XT, 25 frames). Replace the "
               "Empty Image with a Load Image node for your own start frame. The ZeroSmooth and ExVideo "
-              "workflows build on this graph.", tiny_frames=8, tiny_sets=("SVD_img2vid_Conditioning.video_frames=8",))
+              "workflows build on this graph.", tiny_frames=8, tiny_sets=("SVD_img2vid_Conditioning.video_frames=8",),
+              tiny_fps=6.0)
     g.add(1, "ImageOnlyCheckpointLoader", ckpt_name=SVD_CKPT)
     g.add(2, "EmptyImage", title="Start frame (replace with Load Image)", width=1024, height=576, batch_size=1,
           color=0x3366AA)
@@ -175,10 +208,7 @@ def svd_img2vid_baseline() -> Graph:
     g.add(4, "VideoLinearCFGGuidance", model=(1, 0), min_cfg=1.0)
     g.add(5, "KSampler", model=(4, 0), positive=(3, 0), negative=(3, 1), latent_image=(3, 2), seed=7,
           steps=20, cfg=2.5, sampler_name="euler", scheduler="karras", denoise=1.0)
-    g.add(6, "ZeroVideo.LatentVideoInfo", latent=(5, 0))
-    g.add(7, "VAEDecode", samples=(6, 0), vae=(1, 2))
-    g.add(8, "SaveAnimatedWEBP", images=(7, 0), filename_prefix="ZeroVideo/svd_img2vid_baseline", fps=6.0,
-          lossless=False, quality=85, method="default")
+    _decode_and_save(g, 6, (5, 0), (1, 2), g.name, 6.0)
     return g
 
 
@@ -193,11 +223,30 @@ def _sd15_text(g: Graph, prompt: str = PROMPT) -> None:
     g.add(3, "CLIPTextEncode", title="Negative", clip=(1, 1), text=NEGATIVE)
 
 
-def _decode_and_save(g: Graph, first: int, latent: tuple, vae: tuple, name: str, fps: float) -> None:
+def _save_video(g: Graph, first: int, images: tuple, name: str, fps, audio: tuple | None = None) -> None:
+    """Nodes first, first+1: Create Video (fps a number or a link, audio optional) → Save Video (h264 MP4 with
+    the workflow embedded)."""
+    extra = {"audio": audio} if audio else {}
+    g.add(first, "CreateVideo", images=images, fps=fps, **extra)
+    g.add(first + 1, "SaveVideo", video=(first, 0), filename_prefix=f"ZeroVideo/{name}", format="mp4", codec="h264")
+
+
+def _decode_and_save(g: Graph, first: int, latent: tuple, vae: tuple, name: str, fps,
+                     audio: tuple | None = None) -> None:
+    """Nodes first..first+3: Latent Video Info, VAE Decode, Create Video, Save Video."""
     g.add(first, "ZeroVideo.LatentVideoInfo", latent=latent)
     g.add(first + 1, "VAEDecode", samples=(first, 0), vae=vae)
-    g.add(first + 2, "SaveAnimatedWEBP", images=(first + 1, 0), filename_prefix=f"ZeroVideo/{name}", fps=fps,
-          lossless=False, quality=85, method="default")
+    _save_video(g, first + 2, (first + 1, 0), name, fps, audio)
+
+
+def _load_clip(g: Graph, first: int, frames: int) -> tuple:
+    """Nodes first..first+2: Load Video → Get Video Components → the clip's first `frames` frames. Returns the
+    (images, audio, fps) links."""
+    g.add(first, "LoadVideo", title="Input clip (mp4, webm, mov, gif)", file=INPUT_CLIP)
+    g.add(first + 1, "GetVideoComponents", video=(first, 0))
+    g.add(first + 2, "ImageFromBatch", title=f"The clip's first {frames} frames (length: raise for more)",
+          image=(first + 1, 0), batch_index=0, length=frames)
+    return (first + 2, 0), (first + 1, 1), (first + 1, 2)
 
 
 def t2vz_text_to_video() -> Graph:
@@ -205,18 +254,18 @@ def t2vz_text_to_video() -> Graph:
               "# Text2Video-Zero: text to video (SD1.5)\nThe paper's setup: 8 frames at 512², DDIM 50 steps, CFG "
               "7.5, cross-frame attention to frame 0, global motion (12, 12) from t0=44/t1=47. Any base sampler "
               "works in Text2Video-Zero Sampler; any SD1.x/SDXL checkpoint works. Motion: positive x/y move the "
-              "picture left/up; try zoom 1.02 for a slow push-in.", tiny_frames=8)
+              "picture left/up; try zoom 1.02 for a slow push-in.", tiny_frames=8, tiny_fps=4.0)
     _sd15_text(g)
     g.add(4, "ZeroVideo.CrossFrameAttentionPatch", model=(1, 0), anchor="first")
     g.add(5, "CFGGuider", model=(4, 0), positive=(2, 0), negative=(3, 0), cfg=7.5)
     g.add(6, "KSamplerSelect", sampler_name="ddim")
-    g.add(7, "ZeroVideo.Text2VideoZeroSampler", sampler=(6, 0))
+    g.add(7, "ZeroVideo.Text2VideoZeroSampler", sampler=(6, 0), fps=4.0)
     g.add(8, "BasicScheduler", model=(1, 0), scheduler="ddim_uniform", steps=50, denoise=1.0)
     g.add(9, "RandomNoise", noise_seed=7)
     g.add(10, "EmptyLatentImage", title="Frames (batch size = frame count)", width=512, height=512, batch_size=8)
     g.add(11, "SamplerCustomAdvanced", noise=(9, 0), guider=(5, 0), sampler=(7, 0), sigmas=(8, 0),
           latent_image=(10, 0))
-    _decode_and_save(g, 12, (11, 0), (1, 2), g.name, 4.0)
+    _decode_and_save(g, 12, (11, 0), (1, 2), g.name, (7, 1))
     return g
 
 
@@ -226,7 +275,7 @@ def t2vz_graph_form() -> Graph:
               "for steps 0-2 and 2-5 (leftover noise kept), Motion Latent Warp makes 8 frames at step 2, and the "
               "last pass denoises them together with cross-frame attention. Keep steps, scheduler and the "
               "step boundaries of the three samplers and the warp node in agreement (50 steps: t1=47 → step 2, "
-              "t0=44 → step 5).", tiny_frames=8)
+              "t0=44 → step 5).", tiny_frames=8, tiny_fps=4.0)
     _sd15_text(g)
     g.add(4, "ZeroVideo.CrossFrameAttentionPatch", model=(1, 0), anchor="first")
     g.add(5, "EmptyLatentImage", title="Frame 0", width=512, height=512, batch_size=1)
@@ -238,38 +287,42 @@ def t2vz_graph_form() -> Graph:
           add_noise="disable", noise_seed=7, start_at_step=2, end_at_step=5, return_with_leftover_noise="enable",
           **common)
     g.add(8, "ZeroVideo.MotionLatentWarp", model=(1, 0), latent=(7, 0), first_frame=(6, 0), frames=8, steps=50,
-          scheduler="ddim_uniform", seed=7)
+          scheduler="ddim_uniform", seed=7, fps=4.0)
     g.add(9, "KSamplerAdvanced", title="All frames: steps 2-50", model=(4, 0), latent_image=(8, 0),
           add_noise="disable", noise_seed=7, start_at_step=2, end_at_step=10000,
           return_with_leftover_noise="disable", **common)
-    _decode_and_save(g, 10, (9, 0), (1, 2), g.name, 4.0)
+    _decode_and_save(g, 10, (9, 0), (1, 2), g.name, (8, 1))
     return g
 
 
 def t2vz_controlnet_video() -> Graph:
     g = Graph("t2vz_controlnet_video",
-              "# Text2Video-Zero: ControlNet video (SD1.5 + Canny ControlNet)\nEdges of every input frame guide the "
-              "frames; the same initial noise for all frames (Dependency Noise with λ = 0) and cross-frame attention "
-              "in both the U-Net and the ControlNet keep the look consistent. Paper: DDIM 20 steps, CFG 9. Load your "
-              "clip as an animated WEBP/GIF (Load Image reads every frame) and set the latent batch size to its "
-              "frame count.", tiny_frames=8)
-    g.note("The latent batch size (8) must equal the number of frames of the input clip.")
+              "# Text2Video-Zero: ControlNet video (SD1.5 + Canny ControlNet)\nEdges of every frame of your clip guide "
+              "the frames; the same initial noise for all frames (Dependency Noise with λ = 0) and cross-frame "
+              "attention in both the U-Net and the ControlNet keep the look consistent. Paper: DDIM 20 steps, CFG 9. "
+              "Load any clip with Load Video (mp4, webm, mov, gif): its first 8 frames are used (raise the length of "
+              "the batch node for more), and the result keeps the clip's fps and audio.", tiny_frames=8,
+              tiny_fps=SAMPLE_CLIP_FPS, audio=True)
+    g.note("The latent is the clip's frames VAE-encoded and multiplied by 0: an empty latent with exactly one "
+           "frame per clip frame at the clip's size, whatever the clip's length.")
     _sd15_text(g, "a shiny golden statue of a horse, studio light")
     g.add(4, "ControlNetLoader", control_net_name=CANNY_CONTROLNET)
-    g.add(5, "LoadImage", title="Input clip (animated WEBP/GIF)", image=INPUT_VIDEO)
-    g.add(6, "Canny", image=(5, 0), low_threshold=0.4, high_threshold=0.8)
-    g.add(7, "ZeroVideo.CrossFrameAttentionPatch", model=(1, 0), control_net=(4, 0), anchor="first")
-    g.add(8, "ControlNetApplyAdvanced", positive=(2, 0), negative=(3, 0), control_net=(7, 1), image=(6, 0),
+    images, audio, fps = _load_clip(g, 5, 8)
+    g.add(8, "ImageScale", title="Frames at 512²", image=images, upscale_method="bilinear", width=512, height=512,
+          crop="center")
+    g.add(9, "Canny", image=(8, 0), low_threshold=0.4, high_threshold=0.8)
+    g.add(10, "ZeroVideo.CrossFrameAttentionPatch", model=(1, 0), control_net=(4, 0), anchor="first")
+    g.add(11, "ControlNetApplyAdvanced", positive=(2, 0), negative=(3, 0), control_net=(10, 1), image=(9, 0),
           strength=1.0, start_percent=0.0, end_percent=1.0)
-    g.add(9, "EmptyLatentImage", title="Frames (batch size = frame count of the clip)", width=512, height=512,
-          batch_size=8)
-    g.add(10, "ZeroVideo.DependencyNoise", title="Same noise for every frame (λ = 0)", seed=7, noise_lambda=0.0)
-    g.add(11, "CFGGuider", model=(7, 0), positive=(8, 0), negative=(8, 1), cfg=9.0)
-    g.add(12, "KSamplerSelect", sampler_name="ddim")
-    g.add(13, "BasicScheduler", model=(1, 0), scheduler="ddim_uniform", steps=20, denoise=1.0)
-    g.add(14, "SamplerCustomAdvanced", noise=(10, 0), guider=(11, 0), sampler=(12, 0), sigmas=(13, 0),
-          latent_image=(9, 0))
-    _decode_and_save(g, 15, (14, 0), (1, 2), g.name, 8.0)
+    g.add(12, "VAEEncode", title="One latent per clip frame", pixels=(8, 0), vae=(1, 2))
+    g.add(13, "LatentMultiply", title="Emptied (× 0)", samples=(12, 0), multiplier=0.0)
+    g.add(14, "ZeroVideo.DependencyNoise", title="Same noise for every frame (λ = 0)", seed=7, noise_lambda=0.0)
+    g.add(15, "CFGGuider", model=(10, 0), positive=(11, 0), negative=(11, 1), cfg=9.0)
+    g.add(16, "KSamplerSelect", sampler_name="ddim")
+    g.add(17, "BasicScheduler", model=(1, 0), scheduler="ddim_uniform", steps=20, denoise=1.0)
+    g.add(18, "SamplerCustomAdvanced", noise=(14, 0), guider=(15, 0), sampler=(16, 0), sigmas=(17, 0),
+          latent_image=(13, 0))
+    _decode_and_save(g, 19, (18, 0), (1, 2), g.name, fps, audio)
     return g
 
 
@@ -278,30 +331,31 @@ def t2vz_video_instruct_pix2pix() -> Graph:
               "# Text2Video-Zero: Video Instruct-Pix2Pix editing\nEdits every frame of a clip by an instruction with "
               "an InstructPix2Pix checkpoint; cross-frame attention (3-way guidance: text, image, neither) keeps the "
               "edit consistent across frames. Paper: Euler ancestral 50 steps, text guidance 7.5, image guidance "
-              "1.0. Load your clip as an animated WEBP/GIF.", tiny_frames=8)
+              "1.0. Load any clip with Load Video (mp4, webm, mov, gif): its first 8 frames are edited (raise the "
+              "length of the batch node for more), and the result keeps the clip's fps and audio.", tiny_frames=8,
+              tiny_fps=SAMPLE_CLIP_FPS, audio=True)
     g.add(1, "CheckpointLoaderSimple", ckpt_name=IP2P_CKPT)
     g.add(2, "CLIPTextEncode", title="Instruction", clip=(1, 1), text="make it Van Gogh Starry Night style")
     g.add(3, "CLIPTextEncode", title="Negative", clip=(1, 1), text="")
-    g.add(4, "LoadImage", title="Input clip (animated WEBP/GIF)", image=INPUT_VIDEO)
-    g.add(5, "InstructPixToPixConditioning", positive=(2, 0), negative=(3, 0), vae=(1, 2), pixels=(4, 0))
-    g.add(6, "ZeroVideo.CrossFrameAttentionPatch", model=(1, 0), anchor="first")
-    g.add(7, "DualCFGGuider", model=(6, 0), cond1=(5, 0), cond2=(5, 1), negative=(3, 0), cfg_conds=7.5,
+    images, audio, fps = _load_clip(g, 4, 8)
+    g.add(7, "ImageScale", title="Frames at 512²", image=images, upscale_method="bilinear", width=512, height=512,
+          crop="center")
+    g.add(8, "InstructPixToPixConditioning", positive=(2, 0), negative=(3, 0), vae=(1, 2), pixels=(7, 0))
+    g.add(9, "ZeroVideo.CrossFrameAttentionPatch", model=(1, 0), anchor="first")
+    g.add(10, "DualCFGGuider", model=(9, 0), cond1=(8, 0), cond2=(8, 1), negative=(3, 0), cfg_conds=7.5,
           cfg_cond2_negative=1.0, style="regular")
-    g.add(8, "KSamplerSelect", sampler_name="euler_ancestral")
-    g.add(9, "BasicScheduler", model=(1, 0), scheduler="normal", steps=50, denoise=1.0)
-    g.add(10, "RandomNoise", noise_seed=7)
-    g.add(11, "SamplerCustomAdvanced", noise=(10, 0), guider=(7, 0), sampler=(8, 0), sigmas=(9, 0),
-          latent_image=(5, 2))
-    _decode_and_save(g, 12, (11, 0), (1, 2), g.name, 8.0)
+    g.add(11, "KSamplerSelect", sampler_name="euler_ancestral")
+    g.add(12, "BasicScheduler", model=(1, 0), scheduler="normal", steps=50, denoise=1.0)
+    g.add(13, "RandomNoise", noise_seed=7)
+    g.add(14, "SamplerCustomAdvanced", noise=(13, 0), guider=(10, 0), sampler=(11, 0), sigmas=(12, 0),
+          latent_image=(8, 2))
+    _decode_and_save(g, 15, (14, 0), (1, 2), g.name, fps, audio)
     return g
-
-
-EXVIDEO_FILE = "ExVideo-SVD-128f-v1.safetensors"
 
 
 def _exvideo(name: str, description: str, mode: str, extension: str, frames: int) -> Graph:
     g = Graph(name, description, tiny_frames=32,
-              tiny_sets=("SVD_img2vid_Conditioning.video_frames=32", "KSampler.steps=2"))
+              tiny_sets=("SVD_img2vid_Conditioning.video_frames=32", "KSampler.steps=2"), tiny_fps=30.0)
     g.add(1, "ImageOnlyCheckpointLoader", ckpt_name=SVD_CKPT)
     g.add(2, "ZeroVideo.ExVideoTemporalExtend", model=(1, 0), mode=mode, extension=extension)
     g.add(3, "EmptyImage", title="Start frame (replace with Load Image)", width=512, height=512, batch_size=1,
@@ -311,7 +365,7 @@ def _exvideo(name: str, description: str, mode: str, extension: str, frames: int
     g.add(5, "KSampler", title="Euler / Karras, constant CFG 2", model=(2, 0), positive=(4, 0), negative=(4, 1),
           latent_image=(4, 2), seed=7, steps=50, cfg=2.0, sampler_name="euler", scheduler="karras", denoise=1.0)
     g.add(6, "ZeroVideo.ExVideoLatentRenorm", latent=(5, 0), contrast=1.2)
-    _decode_and_save(g, 7, (6, 0), (1, 2), name, 30.0)
+    _decode_and_save(g, 7, (6, 0), (1, 2), name, (2, 1))
     return g
 
 
@@ -349,7 +403,8 @@ def exvideo_zerosmooth() -> Graph:
               "fps (ExVideo's training rate). Hidden State Correction reads ExVideo's position table at the in-between "
               "positions. ExVideo's sampling settings (Euler / Karras, constant CFG 2, motion bucket 127, "
               "augmentation 0.02) and latent renorm before decoding. Memory: 64 + 128 frames of SVD per step.",
-              tiny_frames=4, tiny_sets=("ZeroVideo.SelfCascadeInterpolate.key_frames=2", "BasicScheduler.steps=2"))
+              tiny_frames=4, tiny_sets=("ZeroVideo.SelfCascadeInterpolate.key_frames=2", "BasicScheduler.steps=2"),
+              tiny_fps=30.0)
     g.add(1, "ImageOnlyCheckpointLoader", ckpt_name=SVD_CKPT)
     g.add(2, "ZeroVideo.ExVideoTemporalExtend", model=(1, 0), mode="weights", extension=EXVIDEO_FILE)
     g.add(3, "ZeroVideo.HiddenStateCorrection", model=(2, 0), strength=0.8)
@@ -361,7 +416,7 @@ def exvideo_zerosmooth() -> Graph:
           key_frames=64, cfg=2.0)
     _cascade_sampling(g, 7, 6)
     g.add(11, "ZeroVideo.ExVideoLatentRenorm", latent=(10, 0), contrast=1.2)
-    _decode_and_save(g, 12, (11, 0), (1, 2), "exvideo_zerosmooth_128_frames", 30.0)
+    _decode_and_save(g, 12, (11, 0), (1, 2), g.name, (6, 2))
     return g
 
 
@@ -378,13 +433,13 @@ def _svd_start(g: Graph, size=(1024, 576), frames=25, fps=7, motion=180, cfg_mod
 def _zerosmooth(name: str, factor: str, description: str) -> Graph:
     n = {"x2": 2, "x4": 4}[factor]
     g = Graph(name, description, tiny_frames=2 * n,
-              tiny_sets=("ZeroVideo.SelfCascadeInterpolate.key_frames=2", "BasicScheduler.steps=2"))
+              tiny_sets=("ZeroVideo.SelfCascadeInterpolate.key_frames=2", "BasicScheduler.steps=2"), tiny_fps=7.0 * n)
     _svd_start(g)
     g.add(5, "ZeroVideo.HiddenStateCorrection", model=(2, 0), strength=0.8)
     g.add(6, "ZeroVideo.SelfCascadeInterpolate", model=(5, 0), positive=(4, 0), negative=(4, 1), factor=factor,
           key_frames=25, cfg=2.5)
     _cascade_sampling(g, 7, 6)
-    _decode_and_save(g, 11, (10, 0), (1, 2), name, 7.0 * n)
+    _decode_and_save(g, 11, (10, 0), (1, 2), name, (6, 2))
     return g
 
 
@@ -405,27 +460,48 @@ def zerosmooth_x4() -> Graph:
         "once per step; lower the resolution if it does not fit.")
 
 
-def zerosmooth_input_video() -> Graph:
-    g = Graph("zerosmooth_interpolate_video",
-              "# ZeroSmooth: interpolate your own clip ×2\nYour frames become the key frames (the base branch follows "
-              "them, forward-noised at every step) and SVD-XT fills in one frame between each pair. Load the clip "
-              "as an animated WEBP/GIF; set key_frames to its frame count (8 here). The first frame is the image "
-              "condition.", tiny_frames=16, tiny_sets=("BasicScheduler.steps=2",))
-    g.note("key_frames on Self-Cascade Interpolate must equal the number of frames of the clip.")
+def _clip_interpolation(name: str, description: str, note: str, loop: bool) -> Graph:
+    g = Graph(name, description, tiny_frames=16, tiny_sets=("BasicScheduler.steps=2",), tiny_fps=2 * SAMPLE_CLIP_FPS,
+              audio=True)
+    g.note(note)
     g.add(1, "ImageOnlyCheckpointLoader", ckpt_name=SVD_CKPT)
     g.add(2, "VideoLinearCFGGuidance", model=(1, 0), min_cfg=1.0)
-    g.add(3, "LoadImage", title="Input clip (animated WEBP/GIF)", image=INPUT_VIDEO)
-    g.add(4, "ImageScale", image=(3, 0), upscale_method="bilinear", width=1024, height=576, crop="center")
-    g.add(5, "ImageFromBatch", title="First frame", image=(4, 0), batch_index=0, length=1)
-    g.add(6, "VAEEncode", pixels=(4, 0), vae=(1, 2))
-    g.add(7, "SVD_img2vid_Conditioning", clip_vision=(1, 1), init_image=(5, 0), vae=(1, 2), width=1024, height=576,
+    images, audio, fps = _load_clip(g, 3, 8)
+    g.add(6, "ImageScale", image=images, upscale_method="bilinear", width=1024, height=576, crop="center")
+    g.add(7, "ImageFromBatch", title="First frame", image=(6, 0), batch_index=0, length=1)
+    g.add(8, "VAEEncode", pixels=(6, 0), vae=(1, 2))
+    g.add(9, "SVD_img2vid_Conditioning", clip_vision=(1, 1), init_image=(7, 0), vae=(1, 2), width=1024, height=576,
           video_frames=8, motion_bucket_id=180, fps=7, augmentation_level=0.02)
-    g.add(8, "ZeroVideo.HiddenStateCorrection", model=(2, 0), strength=0.8)
-    g.add(9, "ZeroVideo.SelfCascadeInterpolate", model=(8, 0), positive=(7, 0), negative=(7, 1), factor="x2",
-          key_frames=8, cfg=2.5, key_frames_video=(6, 0))
-    _cascade_sampling(g, 10, 9)
-    _decode_and_save(g, 14, (13, 0), (1, 2), g.name, 14.0)
+    g.add(10, "ZeroVideo.HiddenStateCorrection", title="Loop: last → first corrected too" if loop else None,
+          model=(2, 0), strength=0.8, loop=loop)
+    g.add(11, "ZeroVideo.SelfCascadeInterpolate", model=(10, 0), positive=(9, 0), negative=(9, 1), factor="x2",
+          key_frames=8, cfg=2.5, key_frames_video=(8, 0), source_fps=fps)
+    _cascade_sampling(g, 12, 11)
+    _decode_and_save(g, 16, (15, 0), (1, 2), g.name, (11, 2), audio)
     return g
+
+
+def zerosmooth_input_video() -> Graph:
+    return _clip_interpolation(
+        "zerosmooth_interpolate_video",
+        "# ZeroSmooth: interpolate your own clip ×2\nYour frames become the key frames (the base branch follows "
+        "them, forward-noised at every step) and SVD-XT fills in one frame between each pair: twice the "
+        "frames at twice the clip's fps, with its audio. Load any clip with Load Video (mp4, webm, mov, gif); "
+        "its first 8 frames are the key frames (the batch node's length and key_frames must agree). The first "
+        "frame is the image condition.",
+        "key_frames on Self-Cascade Interpolate must equal the length of the batch node (the clip's first "
+        "frames); a shorter clip is refused with the frame count it has.", loop=False)
+
+
+def zerosmooth_seamless_loop() -> Graph:
+    return _clip_interpolation(
+        "zerosmooth_seamless_loop",
+        "# ZeroSmooth: a seamless loop at twice the frame rate\nFor a clip that loops (its last frame leads back "
+        "to its first, e.g. a cinemagraph or a ping-pong clip): ZeroSmooth ×2 with Hidden State Correction's "
+        "loop on, so the frame it adds after the last key frame is corrected towards the transition back to "
+        "frame 0, like every other in-between frame. The MP4 loops without a jump when played on repeat.",
+        "Use a clip that already loops; key_frames must equal the batch node's length. The output has 2 × "
+        "key_frames frames: the last one sits between the last key frame and the first.", loop=True)
 
 
 def zerosmooth_side_by_side() -> Graph:
@@ -433,7 +509,8 @@ def zerosmooth_side_by_side() -> Graph:
               "# Direct inference vs ZeroSmooth, same seed\nLeft: SVD-XT asked for 50 frames directly (the paper's "
               "'direct inference' ablation: the self-cascade without Hidden State Correction). Right: the same run "
               "with Hidden State Correction. Same noise, same conditioning.",
-              tiny_frames=4, tiny_sets=("ZeroVideo.SelfCascadeInterpolate.key_frames=2", "BasicScheduler.steps=2"))
+              tiny_frames=4, tiny_sets=("ZeroVideo.SelfCascadeInterpolate.key_frames=2", "BasicScheduler.steps=2"),
+              tiny_fps=14.0)
     _svd_start(g)
     g.add(5, "ZeroVideo.HiddenStateCorrection", model=(2, 0), strength=0.8)
     g.add(6, "ZeroVideo.SelfCascadeInterpolate", title="Direct inference", model=(2, 0), positive=(4, 0),
@@ -452,8 +529,7 @@ def zerosmooth_side_by_side() -> Graph:
     g.add(15, "VAEDecode", samples=(13, 0), vae=(1, 2))
     g.add(16, "ImageStitch", title="Left: direct, right: ZeroSmooth", image1=(14, 0), image2=(15, 0),
           direction="right", match_image_size=True, spacing_width=8, spacing_color="white")
-    g.add(17, "SaveAnimatedWEBP", images=(16, 0), filename_prefix=f"ZeroVideo/{g.name}", fps=14.0, lossless=False,
-          quality=85, method="default")
+    _save_video(g, 17, (16, 0), g.name, (7, 2))
     return g
 
 
@@ -462,7 +538,7 @@ def zs2_text_to_video() -> Graph:
               "# ZS²: zero-shot text to video (SD1.5)\nDependency noise (λ = 0.01: neighbouring frames start from "
               "strongly related noise) and temporal momentum attention (μ = 0.98: every frame attends to a running "
               "average of the frames before it). 8 frames, DDIM 50 steps, CFG 7.5 as in the paper. Raise λ for "
-              "more motion, lower μ for more per-frame freedom.", tiny_frames=8)
+              "more motion, lower μ for more per-frame freedom.", tiny_frames=8, tiny_fps=4.0)
     _sd15_text(g)
     g.add(4, "ZeroVideo.TemporalMomentumAttention", model=(1, 0), mu=0.98)
     g.add(5, "CFGGuider", model=(4, 0), positive=(2, 0), negative=(3, 0), cfg=7.5)
@@ -481,18 +557,18 @@ def zs2_t2vz_motion() -> Graph:
               "# ZS² + Text2Video-Zero: momentum attention with a camera move\nText2Video-Zero's motion dynamics "
               "(frame 0 warped by (12, 12) per frame at t0/t1) combined with ZS²'s temporal momentum attention "
               "instead of plain cross-frame attention, and dependency noise. 8 frames, DDIM 50 steps.",
-              tiny_frames=8)
+              tiny_frames=8, tiny_fps=4.0)
     _sd15_text(g)
     g.add(4, "ZeroVideo.TemporalMomentumAttention", model=(1, 0), mu=0.98)
     g.add(5, "CFGGuider", model=(4, 0), positive=(2, 0), negative=(3, 0), cfg=7.5)
     g.add(6, "KSamplerSelect", sampler_name="ddim")
-    g.add(7, "ZeroVideo.Text2VideoZeroSampler", sampler=(6, 0))
+    g.add(7, "ZeroVideo.Text2VideoZeroSampler", sampler=(6, 0), fps=4.0)
     g.add(8, "BasicScheduler", model=(1, 0), scheduler="ddim_uniform", steps=50, denoise=1.0)
     g.add(9, "EmptyLatentImage", title="Frames (batch size = frame count)", width=512, height=512, batch_size=8)
     g.add(10, "ZeroVideo.DependencyNoise", seed=7, noise_lambda=0.01)
     g.add(11, "SamplerCustomAdvanced", noise=(10, 0), guider=(5, 0), sampler=(7, 0), sigmas=(8, 0),
           latent_image=(9, 0))
-    _decode_and_save(g, 12, (11, 0), (1, 2), g.name, 4.0)
+    _decode_and_save(g, 12, (11, 0), (1, 2), g.name, (7, 1))
     return g
 
 
@@ -505,7 +581,7 @@ def zs2_sweep() -> Graph:
               "# ZS² knobs side by side\nOne prompt and seed, six short clips: columns λ = 0, 0.01, 0.1 (dependency "
               "noise: how different neighbouring frames' noise is), rows μ = 0.9, 0.98 (temporal momentum: how much "
               "each frame keeps from the ones before). Stitched frame by frame into one video. 4 frames, 20 DDIM "
-              "steps, 384² per clip to keep it quick.", tiny_frames=4)
+              "steps, 384² per clip to keep it quick.", tiny_frames=4, tiny_fps=4.0)
     _sd15_text(g)
     g.add(4, "EmptyLatentImage", title="Frames (batch size = frame count)", width=384, height=384, batch_size=4)
     g.add(5, "KSamplerSelect", sampler_name="ddim")
@@ -532,15 +608,14 @@ def zs2_sweep() -> Graph:
         rows.append(row)
     grid = g.add(nid, "ImageStitch", title="Grid: columns λ, rows μ", image1=(rows[0], 0), image2=(rows[1], 0),
                  direction="down", match_image_size=True, spacing_width=8, spacing_color="white")
-    g.add(nid + 1, "SaveAnimatedWEBP", images=(grid, 0), filename_prefix="ZeroVideo/zs2_lambda_mu_sweep", fps=4.0,
-          lossless=False, quality=85, method="default")
+    _save_video(g, nid + 1, (grid, 0), g.name, 4.0)
     return g
 
 
 GRAPHS = [sd15_frames_baseline, svd_img2vid_baseline, t2vz_text_to_video, t2vz_graph_form, t2vz_controlnet_video,
           t2vz_video_instruct_pix2pix, zs2_text_to_video, zs2_t2vz_motion, zs2_sweep, zerosmooth_x2, zerosmooth_x4,
-          zerosmooth_input_video, zerosmooth_side_by_side, exvideo_128_frames, exvideo_training_free,
-          exvideo_zerosmooth]
+          zerosmooth_input_video, zerosmooth_seamless_loop, zerosmooth_side_by_side, exvideo_128_frames,
+          exvideo_training_free, exvideo_zerosmooth]
 
 
 def write_all(object_info: dict, folder: Path = WORKFLOWS) -> list[Path]:

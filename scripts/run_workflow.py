@@ -7,7 +7,12 @@ Without --server a headless ComfyUI (the pinned test host, or ZEROVIDEO_COMFYUI)
 with this pack loaded. Its checkpoints come from --models (a ComfyUI models folder; also
 ZEROVIDEO_MODELS). A checkpoint the workflow names that is not found there is replaced by the tiny
 random-weight model of the same family, and the run is shrunk to a CPU-sized preview (64 px, at
-most 4 steps): the output is noise and proves only that the graph runs. Both are printed.
+most 4 steps): the output is noise and proves only that the graph runs. Both are printed. An input file a
+Load Image / Load Video node names that the server lacks is replaced by a synthetic 8-frame clip (an animated
+WEBP, or an MP4 with audio).
+
+Outputs are copied into --out as the server saved them (Save Video: an h264 MP4 with the workflow embedded);
+for each video the frames, fps and duration are printed. --frames also writes every frame as PNG.
 """
 from __future__ import annotations
 
@@ -32,7 +37,8 @@ LOADERS = {
 }
 # checkpoint names that ask for the tiny InstructPix2Pix model instead of the plain SD1.5 one
 IP2P_HINTS = ("pix2pix", "ip2p")
-SAMPLE_VIDEO = "zerovideo_input_video.webp"
+SAMPLE_VIDEO = "zerovideo_input_video.webp"  # an animated WEBP (Load Image reads every frame)
+SAMPLE_CLIP_FPS = 8.0
 TINY_SIZE = 64
 TINY_MAX_STEPS = 4
 STEP_NODES = {"KSampler", "BasicScheduler"}
@@ -100,6 +106,38 @@ class Progress:
         self.stream.flush()
 
 
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv")
+
+
+def video_facts(path: Path) -> dict:
+    """Frames, fps, duration (s) and audio of a saved video, read with PyAV (ComfyUI's own video library)."""
+    import av
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = sum(1 for _ in c.decode(video=0))
+        fps = float(v.average_rate) if v.average_rate else 0.0
+        return {"frames": frames, "fps": fps, "duration": frames / fps if fps else 0.0,
+                "size": (v.codec_context.width, v.codec_context.height), "audio": bool(c.streams.audio)}
+
+
+def describe_video(path: Path) -> str:
+    f = video_facts(path)
+    return (f"{path.name}: {f['frames']} frames at {f['fps']:g} fps = {f['duration']:.2f} s, "
+            f"{f['size'][0]}x{f['size'][1]}{', with audio' if f['audio'] else ''}")
+
+
+def video_frames(path: Path, stem: Path) -> list[Path]:
+    """Every frame of a video file as PNG."""
+    import av
+    paths = []
+    with av.open(str(path)) as c:
+        for i, frame in enumerate(c.decode(video=0)):
+            p = stem.with_name(f"{stem.name}_frame{i:04d}.png")
+            frame.to_image().save(p)
+            paths.append(p)
+    return paths
+
+
 def save_outputs(client: ComfyClient, hist: dict, out: Path, frames: bool) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     saved = []
@@ -118,7 +156,11 @@ def save_outputs(client: ComfyClient, hist: dict, out: Path, frames: bool) -> li
                 path = out / item["filename"]
                 path.write_bytes(data)
                 saved.append(path)
-                if frames and path.suffix.lower() in (".webp", ".gif", ".png"):
+                if path.suffix.lower() in VIDEO_SUFFIXES:
+                    say(f"node {node_id} saved {describe_video(path)}")
+                    if frames:
+                        saved += video_frames(path, out / path.stem)
+                elif frames and path.suffix.lower() in (".webp", ".gif", ".png"):
                     saved += extract_frames(data, out / path.stem)
     return saved
 
@@ -134,11 +176,49 @@ def extract_frames(data: bytes, stem: Path) -> list[Path]:
     return paths
 
 
+# input-file loaders: class -> its file input
+INPUT_LOADERS = {"LoadImage": "image", "LoadVideo": "file"}
+
+
 def missing_inputs(api: dict, object_info: dict) -> list[str]:
-    """Files that LoadImage nodes ask for and the server's input folder does not have."""
-    have = available_files(object_info, "LoadImage", "image")
-    return sorted({n["inputs"]["image"] for n in api.values()
-                   if n["class_type"] == "LoadImage" and n["inputs"].get("image") not in have})
+    """Files that Load Image / Load Video nodes ask for and the server's input folder does not have."""
+    missing = set()
+    for n in api.values():
+        key = INPUT_LOADERS.get(n["class_type"])
+        if key and n["inputs"].get(key) not in available_files(object_info, n["class_type"], key):
+            missing.add(n["inputs"][key])
+    return sorted(missing)
+
+
+def write_sample_clip(path: Path, frames: int = 8, size: int = 64, fps: float = SAMPLE_CLIP_FPS,
+                      audio: bool = True) -> Path:
+    """A synthetic clip (a bright square moving over a gradient) as an h264 MP4 (yuv420p), with a 440 Hz tone
+    as its AAC audio track. Written with PyAV, as ComfyUI writes its videos."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+    ramp = np.linspace(0, 255, size, dtype=np.float32)
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("h264", rate=Fraction(fps).limit_denominator(1000))
+        v.width = v.height = size
+        v.pix_fmt = "yuv420p"
+        a = c.add_stream("aac", rate=16000) if audio else None  # every stream before the first packet
+        for k in range(frames):
+            img = np.repeat(np.repeat(ramp[:, None, None], size, 1), 3, 2)
+            x = size // 8 + k * size // (2 * frames)
+            img[size // 4:size // 4 + size // 3, x:x + size // 3] = (250, 240, 120)
+            for packet in v.encode(av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")):
+                c.mux(packet)
+        c.mux(v.encode(None))
+        if a is not None:
+            t = np.arange(round(16000 * frames / fps)) / 16000
+            tone = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None],
+                                              format="flt", layout="mono")
+            tone.sample_rate, tone.pts = 16000, 0
+            c.mux(a.encode(tone))
+            c.mux(a.encode(None))
+    return path
 
 
 def write_sample_video(path: Path, frames: int = 8, size: int = 64) -> Path:
@@ -169,8 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true",
                    help="with --server: also swap missing checkpoints for the tiny test models (if installed)")
     p.add_argument("--input", action="append", default=[], metavar="FILE",
-                   help="upload FILE into the server's input folder first (for Load Image nodes)")
-    p.add_argument("--frames", action="store_true", help="also write every frame of animations as PNG")
+                   help="upload FILE into the server's input folder first (for Load Image / Load Video nodes)")
+    p.add_argument("--frames", action="store_true", help="also write every frame of videos and animations as PNG")
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the run")
     p.add_argument("--print-api", action="store_true", help="print the API-format prompt and exit")
     return p
@@ -221,7 +301,9 @@ def main(argv=None) -> int:
         if missing and (server is not None or args.tiny):
             with tempfile.TemporaryDirectory() as d:
                 for name in missing:
-                    client.upload(write_sample_video(Path(d) / name), name)
+                    sample = (write_sample_clip(Path(d) / name) if Path(name).suffix.lower() in VIDEO_SUFFIXES
+                              else write_sample_video(Path(d) / name))
+                    client.upload(sample, name)
                     say(f"NOTE: input {name!r} not found: using a synthetic 8-frame clip (use --input FILE)")
         if args.print_api:
             print(json.dumps(api, indent=2))

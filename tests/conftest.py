@@ -106,8 +106,9 @@ def server(tiny_checkpoints, node_ids, tmp_path_factory):
         if failures or missing:
             pytest.exit(f"ZeroVideo did not load into ComfyUI: import failures {failures}, "
                         f"node ids missing from /object_info {missing}\n{srv.log_tail()}", returncode=3)
-        from scripts.run_workflow import SAMPLE_VIDEO, write_sample_video
-        srv.client().upload(write_sample_video(srv.workdir / SAMPLE_VIDEO), SAMPLE_VIDEO)
+        from scripts.make_workflows import INPUT_CLIP
+        from scripts.run_workflow import write_sample_clip
+        srv.client().upload(write_sample_clip(srv.workdir / INPUT_CLIP), INPUT_CLIP)  # Load Video's sample clip
         stats = srv.client().system_stats()["system"]
         HOST_FACTS.append(f"ComfyUI test host: ComfyUI {stats.get('comfyui_version')} booted at {srv.url} "
                           f"(python {stats.get('python_version', '').split()[0]}, torch {stats.get('pytorch_version')}); "

@@ -1,14 +1,13 @@
 """The foundation end to end: the real ComfyUI server, our pack in it, the shipped workflows over HTTP."""
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageSequence
+from PIL import Image
 
 from scripts import make_workflows
 from scripts.comfy_server import ComfyError
@@ -20,6 +19,7 @@ WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 GRAPHS = [make() for make in make_workflows.GRAPHS]
 EXPECTED_FRAMES = {g.name: g.tiny_frames for g in GRAPHS}
 TINY_SETS = {g.name: g.tiny_sets for g in GRAPHS}
+BY_NAME = {g.name: g for g in GRAPHS}
 
 
 def cli(*args) -> subprocess.CompletedProcess:
@@ -27,21 +27,17 @@ def cli(*args) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-def webp_frames(data: bytes) -> list[Image.Image]:
-    return [f.convert("RGB") for f in ImageSequence.Iterator(Image.open(io.BytesIO(data)))]
-
-
-def webp_frame_count(data: bytes, fps: float) -> int:
-    """Frames of an animated WEBP from its ANMF chunks' durations: the encoder merges identical
-    neighbouring frames into one longer frame, so the chunk count alone can be lower."""
-    assert data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-    pos, total_ms = 12, 0
-    while pos + 8 <= len(data):
-        tag, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
-        if tag == b"ANMF":
-            total_ms += int.from_bytes(data[pos + 8 + 12:pos + 8 + 15], "little")
-        pos += 8 + size + (size & 1)
-    return round(total_ms * fps / 1000)
+def mp4_facts(data: bytes, tmp_path: Path) -> dict:
+    """Container, codec, decoded frames, fps, duration and audio of a saved video, read with PyAV."""
+    import av
+    path = tmp_path / "saved.mp4"
+    path.write_bytes(data)
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        return {"format": c.format.name, "codec": v.codec_context.name, "frames": frames,
+                "fps": float(v.average_rate), "duration": float(v.duration * v.time_base),
+                "audio": [a.codec_context.name for a in c.streams.audio], "metadata": dict(c.metadata)}
 
 
 def test_every_node_is_listed_with_tooltips(object_info, node_ids):
@@ -69,26 +65,34 @@ def test_ui_file_converts_to_its_api_twin(path, object_info):
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_FRAMES))
-def test_shipped_workflow_runs_over_http(name, client, object_info, host_facts):
+def test_shipped_workflow_runs_over_http(name, client, object_info, host_facts, tmp_path):
     prompt = tiny_prompt(object_info, name, TINY_SETS[name])
     outputs = client.run(prompt)["outputs"]
     infos = [outputs[k]["text"][0] for k, n in prompt.items() if n["class_type"] == "ZeroVideo.LatentVideoInfo"]
     for text in infos:
         assert text.startswith(f"{EXPECTED_FRAMES[name]} frames"), text
         assert "NON-FINITE" not in text
-    saves = [k for k, n in prompt.items() if n["class_type"] == "SaveAnimatedWEBP"]
-    assert saves
+    saves = [k for k, n in prompt.items() if n["class_type"] == "SaveVideo"]
+    assert saves and all(n["class_type"] != "SaveAnimatedWEBP" for n in prompt.values())
+    graph = BY_NAME[name]
     for k in saves:
-        data = client.view(outputs[k]["images"][0])
-        count = webp_frame_count(data, prompt[k]["inputs"]["fps"])
-        # An encoder given frames that are all identical after lossy coding writes a still WEBP (no ANMF
-        # chunks): the frame count is then proven by Latent Video Info on the latent alone.
-        assert count == EXPECTED_FRAMES[name] or (count == 0 and infos), count
-        first = webp_frames(data)[0]
+        item = outputs[k]["images"][0]
+        assert item["filename"].endswith(".mp4") and item["subfolder"] == "ZeroVideo", item
+        facts = mp4_facts(client.view(item), tmp_path)
+        assert facts["format"].startswith("mov,mp4") and facts["codec"] == "h264", facts["format"]
+        assert len(facts["frames"]) == graph.tiny_frames
+        assert facts["fps"] == pytest.approx(graph.tiny_fps, abs=1e-3)
+        assert facts["duration"] == pytest.approx(graph.tiny_frames / graph.tiny_fps, abs=1e-3)
+        # the clip's audio is carried through exactly when the graph reads a clip
+        assert facts["audio"] == (["aac"] if graph.audio else [])
+        embedded = json.loads(facts["metadata"]["prompt"])  # Save Video embeds the graph it came from
+        assert {k: (n["class_type"], n["inputs"]) for k, n in embedded.items()} == \
+            {k: (n["class_type"], n["inputs"]) for k, n in prompt.items()}
         # random weights still give an image with some structure, not a constant (NaN decodes to black)
-        assert max(hi - lo for lo, hi in first.getextrema()) > 0
+        assert facts["frames"][0].max() - facts["frames"][0].min() > 0
     host_facts.append(f"workflow {name} executed over HTTP: {EXPECTED_FRAMES[name]} frames"
-                      f"{' (' + infos[0] + ')' if infos else ''}, saved as an animated WEBP")
+                      f"{' (' + infos[0] + ')' if infos else ''}, saved as an h264 MP4 at {graph.tiny_fps:g} fps"
+                      f"{' with the clip audio' if graph.audio else ''}")
 
 
 def test_cli_runs_a_ui_workflow_against_the_server(server, tmp_path):
@@ -98,7 +102,8 @@ def test_cli_runs_a_ui_workflow_against_the_server(server, tmp_path):
     assert "tiny random-weight models" in r.stderr
     assert "8 frames" in r.stderr
     assert len(list(tmp_path.glob("*_frame*.png"))) == 8
-    assert len(list(tmp_path.glob("*.webp"))) == 1
+    assert len(list(tmp_path.glob("*.mp4"))) == 1
+    assert "8 frames at 4 fps = 2.00 s, 64x64" in r.stderr  # what the CLI reports of each saved video
 
 
 def test_bad_inputs_return_node_errors_and_the_server_keeps_serving(server, client, object_info, tmp_path):
@@ -136,3 +141,54 @@ def test_every_workflow_has_a_template_thumbnail():
         thumb = path.with_suffix(".jpg")
         assert thumb.is_file(), f"{thumb.name} missing: run the UI test, then scripts/make_thumbnails.py"
         assert Image.open(thumb).size[0] == 640
+
+
+# every input that names a model file, with the models/ folder ComfyUI reads it from
+MODEL_LOADERS = {"CheckpointLoaderSimple": ("ckpt_name", "checkpoints"),
+                 "ImageOnlyCheckpointLoader": ("ckpt_name", "checkpoints"),
+                 "ControlNetLoader": ("control_net_name", "controlnet"),
+                 "ZeroVideo.ExVideoTemporalExtend": ("extension", "exvideo")}
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
+def test_every_model_a_workflow_loads_has_its_download_metadata(path, object_info):
+    """The frontend's missing-models dialog offers a download for each entry of a node's properties.models."""
+    ui = load(path)
+    api = ui_to_api(ui, object_info)
+    readme = (REPO / "README.md").read_text()
+    checked = 0
+    for node in ui["nodes"]:
+        if node["type"] not in MODEL_LOADERS:
+            continue
+        key, folder = MODEL_LOADERS[node["type"]]
+        file = api[str(node["id"])]["inputs"][key]
+        if node["type"] == "ZeroVideo.ExVideoTemporalExtend" and api[str(node["id"])]["inputs"]["mode"] != "weights":
+            assert "models" not in node["properties"]  # the training-free modes load no file
+            continue
+        entries = node["properties"].get("models", [])
+        assert [(e["name"], e["directory"]) for e in entries] == [(file, folder)], (node["type"], entries)
+        assert entries[0]["url"].startswith("https://huggingface.co/") and entries[0]["url"].endswith(".safetensors")
+        assert f"`{file}`" in readme and f"`models/{folder}/`" in readme  # listed in the README's table
+        checked += 1
+    assert checked or path.stem == "exvideo_svd_training_free"
+
+
+# inputs most users never touch: folded away by frontends that know "advanced"
+EXPERT_INPUTS = {
+    "ZeroVideo.CrossFrameAttentionPatch": {"start_percent", "end_percent", "videos"},
+    "ZeroVideo.Text2VideoZeroSampler": {"t0", "t1", "interpolation"},
+    "ZeroVideo.MotionLatentWarp": {"t0", "t1", "interpolation"},
+    "ZeroVideo.TemporalMomentumAttention": {"anchor_mix", "start_percent", "end_percent", "videos"},
+    "ZeroVideo.DependencyNoise": {"mode", "videos"},
+    "ZeroVideo.DependencyNoiseModel": {"mode", "videos"},
+    "ZeroVideo.SelfCascadeInterpolate": {"color_fix"},
+    "ZeroVideo.HiddenStateCorrection": {"schedule"},
+}
+
+
+def test_expert_inputs_and_only_they_are_marked_advanced(object_info, node_ids):
+    for node_id in node_ids:
+        inputs = object_info[node_id]["input"]
+        marked = {name for section in ("required", "optional") for name, spec in inputs.get(section, {}).items()
+                  if spec[1].get("advanced")}
+        assert marked == EXPERT_INPUTS.get(node_id, set()), node_id

@@ -53,8 +53,12 @@ EXECUTION = [
     ("dependency noise with one frame", ZS2, ["EmptyLatentImage.batch_size=1"], "at least 2 frames"),
     ("ExVideo above its table", EXV, ["SVD_img2vid_Conditioning.video_frames=130"], "position table holds 128"),
     ("input clip frame count differs", ZS_VIDEO, ["ZeroVideo.SelfCascadeInterpolate.key_frames=4"],
-     "input video has 8 frames"),
-    ("input clip size differs", ZS_VIDEO, ["ImageScale.width=128"], "input video is 128x64 px"),
+     "Self-Cascade Interpolate: key_frames is 4, but key_frames_video has 8 frames"),
+    # node 5 takes the clip's first frames: asking for 12 of the 8-frame sample clip is a clip that is too short
+    ("input clip shorter than the key frames", ZS_VIDEO, ["5.length=12", "ZeroVideo.SelfCascadeInterpolate.key_frames=12"],
+     "Self-Cascade Interpolate: key_frames is 12, but key_frames_video has 8 frames"),
+    ("input clip size differs", ZS_VIDEO, ["ImageScale.width=128"],
+     "Self-Cascade Interpolate: key_frames_video is 128x64 px"),
 ]
 
 
@@ -164,7 +168,7 @@ def saved_latent(server, client, prompt) -> torch.Tensor:
     """Run a prompt whose video latent goes to SaveLatent; the saved tensor."""
     from safetensors.torch import load_file
     info = first_node(prompt, "ZeroVideo.LatentVideoInfo")
-    for k in [k for k, n in prompt.items() if n["class_type"] in ("VAEDecode", "SaveAnimatedWEBP")]:
+    for k in [k for k, n in prompt.items() if n["class_type"] in ("VAEDecode", "CreateVideo", "SaveVideo")]:
         del prompt[k]
     prompt["95"] = {"class_type": "SaveLatent", "inputs": {"samples": [info, 0], "filename_prefix": "zv_split"}}
     history = client.run(prompt)

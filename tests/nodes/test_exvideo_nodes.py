@@ -131,3 +131,41 @@ def test_latent_renorm_node(ex):
     assert out.shape == x.shape and abs(float(out[0].mean() - out[3].mean())) < 1e-4
     with pytest.raises(ValueError, match="at least 2 frames"):
         ex.ExVideoLatentRenorm.execute(latent={"samples": x[:1]}, contrast=1.2)
+
+
+def test_the_fps_output_is_exvideos_frame_rate_in_every_mode(ex, svd, tmp_path, monkeypatch):
+    import folder_paths
+    import safetensors.torch
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "exvideo", ([str(tmp_path)], {".safetensors"}))
+    safetensors.torch.save_file(extension(svd, frames=32), tmp_path / "ext.safetensors")
+    for mode, file in (("weights", "ext.safetensors"), ("interpolate", ex.NO_FILE), ("ping-pong", ex.NO_FILE)):
+        # the frame rate ExVideo's clips are made at (ALGORITHMS.md, ExVideo inference defaults: fps 30)
+        assert ex.ExVideoTemporalExtend.execute(model=svd, mode=mode, extension=file).args[1] == 30.0, mode
+
+
+def diffsynth_shape(name: str, c: int, ctx: int) -> tuple:
+    """Shape of a tensor of DiffSynth's TemporalAttentionBlock with `c` channels and cross-attention width `ctx`
+    (diffsynth/models/svd_unet.py): the position MLP c → 4c → c, LayerNorms, GEGLU c → 2·4c, Linear 4c → c,
+    attention projections c → c (keys/values of attn2 from the context)."""
+    module, leaf = name.rsplit(".", 1)
+    if module.startswith("norm"):
+        return (c,)
+    rows, cols = {"positional_embedding_proj.0": (4 * c, c), "positional_embedding_proj.2": (c, 4 * c),
+                  "act_fn_in.proj": (8 * c, c), "act_fn_out.proj": (8 * c, c), "ff_in": (c, 4 * c),
+                  "ff_out": (c, 4 * c), "attn2.to_k": (c, ctx), "attn2.to_v": (c, ctx)}.get(module, (c, c))
+    return (rows, cols) if leaf == "weight" else (rows,)
+
+
+def test_the_keymap_lands_on_every_temporal_tensor_of_comfyuis_svd_unet_with_diffsynths_shapes(svd):
+    from zerovideo.kernels import exvideo as X
+    sd = svd.model.state_dict()
+    km = X.exvideo_keymap()
+    temporal = {k for k in sd for p in X.BLOCK_MAP.values()
+                if k.startswith((f"diffusion_model.{p}.time_stack.", f"diffusion_model.{p}.time_pos_embed."))}
+    assert {v for v in km.values() if v} == temporal  # all of them, and nothing else
+    for n, path in X.BLOCK_MAP.items():
+        c = sd[f"diffusion_model.{path}.time_stack.0.norm1.weight"].shape[0]
+        ctx = sd[f"diffusion_model.{path}.time_stack.0.attn2.to_k.weight"].shape[1]
+        for src, dst in X.block_keys().items():
+            if dst is not None:
+                assert tuple(sd[km[f"blocks.{n}.{src}"]].shape) == diffsynth_shape(src, c, ctx), (n, src)

@@ -305,3 +305,16 @@ def test_an_ancestral_base_sampler_never_draws_the_same_noise_twice_for_frame_ze
     for i in range(len(frame0)):
         for j in range(i):
             assert not torch.allclose(frame0[i], frame0[j]), f"steps {j} and {i} drew the same noise for frame 0"
+
+
+def test_the_fps_input_is_passed_to_the_fps_output_with_the_papers_default(t2vz, sd15):
+    import comfy.samplers
+    base = comfy.samplers.sampler_object("ddim")
+    motion = dict(motion_x=12.0, motion_y=12.0, zoom=1.0, rotation=0.0, t0=30, t1=40, interpolation="nearest")
+    assert t2vz.Text2VideoZeroSampler.execute(sampler=base, **motion).args[1] == 4.0  # prompts saved without it
+    assert t2vz.Text2VideoZeroSampler.execute(sampler=base, fps=12.5, **motion).args[1] == 12.5
+    one = {"samples": torch.zeros(1, 4, 8, 8)}
+    warp_args = dict(model=sd15, latent=one, first_frame=one, frames=2, steps=50, scheduler="ddim_uniform", seed=1,
+                     **motion)
+    assert t2vz.MotionLatentWarp.execute(**warp_args).args[1] == 4.0
+    assert t2vz.MotionLatentWarp.execute(fps=24.0, **warp_args).args[1] == 24.0

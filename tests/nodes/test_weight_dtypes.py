@@ -101,7 +101,7 @@ def test_video_model_nodes(pack, svd):
                                                              loop=False).args[0]
         guider, latent = zerosmooth.SelfCascadeInterpolate.execute(
             model=corrected, positive=pos, negative=neg, factor="x2", key_frames=4, cfg=2.0, color_fix=False,
-            key_frames_video=None).args
+            key_frames_video=None).args[:2]
         n = torch.randn(latent["samples"].shape, generator=gen(3))
         sigmas = comfy.samplers.calculate_sigmas(svd.get_model_object("model_sampling"), "karras", 2)
         out = guider.sample(n, latent["samples"], comfy.samplers.sampler_object("euler"), sigmas, seed=1,

@@ -28,7 +28,7 @@ def cascade(zs, model, factor="x2", video=None, color_fix=False, key_frames=T0, 
     pos, neg = svd_conds(model, SIZE, SIZE)
     guider, latent = zs.SelfCascadeInterpolate.execute(model=model, positive=pos, negative=neg, factor=factor,
                                                        key_frames=key_frames, cfg=2.0, color_fix=color_fix,
-                                                       key_frames_video=video).args
+                                                       key_frames_video=video).args[:2]
     noise = torch.randn(latent["samples"].shape, generator=gen(seed))
     sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "karras", steps)
     out = guider.sample(noise, latent["samples"], comfy.samplers.sampler_object("euler"), sigmas, seed=seed,
@@ -97,12 +97,12 @@ def test_bad_inputs_are_clear_errors(zs, svd, comfy):
         zs.SelfCascadeInterpolate.execute(model=tiny_models.tiny_sd15(), positive=pos, negative=neg, factor="x2",
                                           key_frames=T0, cfg=2.0, color_fix=False)
     assert "factor must be one of x2, x4" in zs.SelfCascadeInterpolate.validate_inputs(factor="x3")
-    with pytest.raises(ValueError, match="input video has 3 frames"):
+    with pytest.raises(ValueError, match="Self-Cascade Interpolate: key_frames is 4, but key_frames_video has 3 frames"):
         cascade(zs, svd, video={"samples": torch.zeros(3, 4, SIZE, SIZE)})
-    with pytest.raises(ValueError, match="input video is 32x32 px but the conditioning image is 16x16"):
+    with pytest.raises(ValueError, match="Self-Cascade Interpolate: key_frames_video is 32x32 px but the conditioning image is 16x16"):
         cascade(zs, svd, video={"samples": torch.zeros(T0, 4, 4, 4)})
     guider, latent = zs.SelfCascadeInterpolate.execute(model=svd, positive=pos, negative=neg, factor="x2",
-                                                       key_frames=T0, cfg=2.0, color_fix=False).args
+                                                       key_frames=T0, cfg=2.0, color_fix=False).args[:2]
     sigmas = comfy.samplers.calculate_sigmas(svd.get_model_object("model_sampling"), "karras", 2)
     with pytest.raises(ValueError, match="makes 8 frames, but the latent has 5 frames"):
         guider.sample(torch.randn(5, 4, SIZE, SIZE), torch.zeros(5, 4, SIZE, SIZE),
@@ -113,7 +113,7 @@ def test_ancestral_samplers_run_deterministically_with_the_shared_noise_sampler_
     import comfy.samplers
     pos, neg = svd_conds(svd, SIZE, SIZE)
     guider, latent = zs.SelfCascadeInterpolate.execute(model=hsc(zs, svd), positive=pos, negative=neg, factor="x2",
-                                                       key_frames=T0, cfg=2.0, color_fix=False).args
+                                                       key_frames=T0, cfg=2.0, color_fix=False).args[:2]
     noise = torch.randn(latent["samples"].shape, generator=gen(7))
     sigmas = comfy.samplers.calculate_sigmas(svd.get_model_object("model_sampling"), "karras", 2)
     sampler = comfy.samplers.sampler_object("euler_ancestral")
@@ -319,3 +319,17 @@ def test_with_correction_the_exvideo_limit_applies_to_the_key_frames(zs, svd, pa
     with pytest.raises(ValueError, match="position table holds 8"):
         cascade(zs, hsc(zs, ext), key_frames=9, steps=1)
 
+
+
+@pytest.mark.parametrize("factor", ["x2", "x4"])
+def test_the_fps_output_is_factor_times_the_key_frames_fps(zs, svd, factor):
+    pos, neg = svd_conds(svd, SIZE, SIZE)  # conditioning at fps 6
+    n = {"x2": 2, "x4": 4}[factor]
+    args = dict(model=svd, negative=neg, factor=factor, key_frames=T0, cfg=2.0, color_fix=False)
+    assert zs.SelfCascadeInterpolate.execute(positive=pos, **args).args[2] == 6 * n
+    assert zs.SelfCascadeInterpolate.execute(positive=pos, source_fps=0.0, **args).args[2] == 6 * n
+    # the clip's own rate (Get Video Components' fps) wins over the conditioning's
+    assert zs.SelfCascadeInterpolate.execute(positive=pos, source_fps=23.976, **args).args[2] == \
+        pytest.approx(23.976 * n)
+    at_12 = [[pos[0][0], dict(pos[0][1], fps=12)]]
+    assert zs.SelfCascadeInterpolate.execute(positive=at_12, **args).args[2] == 12 * n

@@ -103,6 +103,35 @@ class Browser:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
 
+    def graph_picture(self, path: Path, margin: int = 24):
+        """The graph alone, fitted to the canvas: zoom and pan so every node (title bars included) fills the
+        frame, redraw, and take the canvas' own pixels (the app's menus, side bars and toasts are page
+        elements over the canvas, not in it)."""
+        data = self.js(f"""(() => {{
+            const c = app.canvas, ds = c.ds, title = LiteGraph.NODE_TITLE_HEIGHT;
+            const ns = app.graph._nodes;
+            const x0 = Math.min(...ns.map(n => n.pos[0])), x1 = Math.max(...ns.map(n => n.pos[0] + n.size[0]));
+            const y0 = Math.min(...ns.map(n => n.pos[1] - title)), y1 = Math.max(...ns.map(n => n.pos[1] + n.size[1]));
+            const w = c.canvas.width, h = c.canvas.height;
+            ds.scale = Math.min((w - 2 * {margin}) / (x1 - x0), (h - 2 * {margin}) / (y1 - y0));
+            ds.offset[0] = w / ds.scale / 2 - (x0 + x1) / 2;
+            ds.offset[1] = h / ds.scale / 2 - (y0 + y1) / 2;
+            const info = c.show_info;
+            c.show_info = false;  // LiteGraph's frame counter in the corner
+            c.setDirty(true, true);
+            c.draw(true, true);
+            const png = c.canvas.toDataURL('image/png');
+            c.show_info = info;
+            const sx = x => (x + ds.offset[0]) * ds.scale, sy = y => (y + ds.offset[1]) * ds.scale;
+            return {{png, w, h,
+                     box: [sx(x0), sy(y0), sx(x1), sy(y1)]}};  // where the nodes landed, in canvas pixels
+        }})()""")
+        x0, y0, x1, y1 = data["box"]
+        assert -1 <= x0 and -1 <= y0 and x1 <= data["w"] + 1 and y1 <= data["h"] + 1, data["box"]  # all inside
+        assert max((x1 - x0) / data["w"], (y1 - y0) / data["h"]) > 0.9, data["box"]  # and filling the frame
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(data["png"].split(",", 1)[1]))
+
     def close(self):
         """Stop Chromium and every helper process it started (its own process group)."""
         import signal
@@ -141,6 +170,7 @@ def tiny_widget_values(object_info: dict, name: str) -> list[tuple[str, str, obj
 @pytest.mark.parametrize("name", sorted(GRAPHS))
 def test_workflow_loads_renders_and_runs_from_the_ui(browser, client, object_info, name):
     ui = load(REPO / "workflows" / f"{name}.json")
+    browser.escape()  # whatever an earlier test left open
     browser.console.clear()
     browser.js(f"(async () => {{ await app.loadGraphData({json.dumps(ui)}); }})()")
     missing = browser.js("app.graph._nodes.filter(n => !LiteGraph.registered_node_types[n.type]).map(n => n.type)")
@@ -149,7 +179,18 @@ def test_workflow_loads_renders_and_runs_from_the_ui(browser, client, object_inf
     warnings = [c for c in browser.console if "widget" in c.lower() or "missing" in c.lower()]
     assert warnings == [], f"{name}: {warnings}"
     dialogs = browser.js("Array.from(document.querySelectorAll('.p-dialog')).map(d => d.innerText).join(' | ')")
-    assert "missing" not in dialogs.lower(), f"{name}: {dialogs}"
+    # The test server has none of the real model files: the frontend's missing-models dialog must offer a
+    # download for exactly the files the workflow's model metadata names (and nothing else may be missing).
+    models = {f"{m['directory']} / {m['name']}" for n in ui["nodes"] for m in n.get("properties", {}).get("models", [])}
+    if models:
+        assert "Missing Models" in dialogs, f"{name}: no missing-models dialog: {dialogs!r}"
+        listed = {line.strip() for line in dialogs.splitlines() if " / " in line}
+        assert listed == models, f"{name}: {listed} != {models}"
+        assert dialogs.count("Download") == len(models), dialogs
+        browser.escape()
+        browser.wait("document.querySelectorAll('.p-dialog').length == 0", 20)
+    else:
+        assert "missing" not in dialogs.lower(), f"{name}: {dialogs}"
 
     ours = browser.js("""JSON.stringify(app.graph._nodes.filter(n => n.type.startsWith('ZeroVideo.')).map(n => {
         const d = n.constructor.nodeData;
@@ -163,7 +204,8 @@ def test_workflow_loads_renders_and_runs_from_the_ui(browser, client, object_inf
         assert node["size"][0] > 0 and node["size"][1] > 0, node
 
     browser.escape()
-    browser.screenshot(ARTIFACTS / f"{name}.png")  # as shipped (also the template thumbnail's source)
+    browser.screenshot(ARTIFACTS / "app" / f"{name}.png")  # the whole app, as shipped
+    browser.graph_picture(ARTIFACTS / f"{name}.png")  # the graph alone: the template thumbnail's source
 
     for nid, key, value in tiny_widget_values(object_info, name):
         found = browser.js(f"""(() => {{ const n = app.graph.getNodeById({int(nid)});
