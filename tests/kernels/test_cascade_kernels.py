@@ -165,3 +165,14 @@ def test_a_loop_corrects_the_wrap_around_pair_like_every_other_pair():
         torch.testing.assert_close(out[a] - out[b], h[a] - h[b])
     without = Z.correct_kv(h, keys, "A2", loop=False)
     assert torch.equal(without[7], h[7])  # no loop: the last frame has no pair and stays
+
+
+def test_adain_towards_a_nearly_flat_reference_keeps_eps_in_the_target_contrast():
+    """The target contrast is the reference's std + eps: a reference with std 1e-6 gives frames of std ≈ 2e-6."""
+    x = torch.randn(1, 2, 8, 8)
+    base = torch.randn(1, 2, 8, 8).double()
+    ref = (base / base.std((2, 3), keepdim=True) * 1e-6).float()
+    out = Z.adain(x, ref).double()
+    s = x.double().std((2, 3))
+    want = s / (s + 1e-6) * (ref.double().std((2, 3)) + 1e-6)
+    torch.testing.assert_close(out.std((2, 3)), want, rtol=2e-2, atol=0)
