@@ -124,6 +124,7 @@ def run_watched(args: list[str], rel: str, stall: float) -> int:
     result in its cache and tests only what has none (against an unchanged tests/ folder)."""
     import signal
     import time
+    source = (REPO / rel).read_text()  # a killed mutmut leaves its current mutant in the file: put it back
     for attempt in range(1, 8):
         log = open(REPO / ".mutmut-run.log", "a")
         proc = subprocess.Popen([sys.executable, "-m", "mutmut", *args], cwd=REPO, stdout=log,
@@ -139,6 +140,7 @@ def run_watched(args: list[str], rel: str, stall: float) -> int:
                       f"(attempt {attempt + 1})", flush=True)
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+                (REPO / rel).write_text(source)
                 break
         log.close()
         try:
@@ -167,6 +169,7 @@ def main(argv: list[str]) -> int:
             if functions:
                 args += ["--use-patch-file", str(patch_file(rel, function_lines(REPO / rel, functions), tmp))]
             started = datetime.datetime.now()
+            os.environ.pop("ZEROVIDEO_MUTATE_TIMEOUT", None)  # the previous file's limit is not this baseline's
             if run_tests(tests) != 0:  # unmutated: must pass; its time sets the limit per mutant
                 print(f"mutate: {', '.join(tests)} fail without any mutation: fix them first", file=sys.stderr)
                 return 1
