@@ -24,6 +24,9 @@ def schema(node_id: str, *, search_aliases: list[str] = (), description: str = "
     return io.Schema(node_id=PREFIX + node_id, description=description, **kw)
 
 
+_INPUTS_HAVE_ADVANCED = "advanced" in inspect.signature(io.Input.__init__).parameters
+
+
 def advanced(input_class):
     """`input_class` (e.g. `io.Float.Input`) whose inputs come out marked as advanced: the frontend folds them
     away from most users. `advanced(io.Float.Input)("t0", default=44, ...)`.
@@ -33,7 +36,7 @@ def advanced(input_class):
     way /object_info shows `"advanced": true` for the input."""
     def make(*args, **kwargs):
         inp = input_class(*args, **kwargs)
-        if "advanced" in inspect.signature(io.Input.__init__).parameters:
+        if _INPUTS_HAVE_ADVANCED:
             inp.advanced = True
         elif isinstance(getattr(inp, "extra_dict", None), dict):
             inp.extra_dict["advanced"] = True

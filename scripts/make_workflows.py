@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from scripts.run_workflow import SAMPLE_CLIP_FPS  # the clip the tests and `host.py run` put in its place
 from scripts.workflow import has_control_widget, is_widget, _input_specs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -21,8 +22,7 @@ WORKFLOWS = REPO / "workflows"
 SD15_CKPT = "v1-5-pruned-emaonly.safetensors"
 IP2P_CKPT = "instruct-pix2pix-00-22000.safetensors"
 CANNY_CONTROLNET = "control_v11p_sd15_canny_fp16.safetensors"
-INPUT_CLIP = "zerovideo_input_clip.mp4"
-SAMPLE_CLIP_FPS = 8.0  # the frame rate of the sample clip the tests and `host.py run` put in its place  # any clip LoadVideo reads (mp4, webm, mov, gif); the tests write one
+INPUT_CLIP = "zerovideo_input_clip.mp4"  # any clip Load Video reads (mp4, webm, mov, gif); the tests write one
 SVD_CKPT = "svd_xt.safetensors"
 EXVIDEO_FILE = "ExVideo-SVD-128f-v1.safetensors"
 
@@ -149,8 +149,8 @@ def to_ui(g: Graph, object_info: dict) -> dict:
               "size": [320, 120 + 26 * len(widgets)], "flags": {}, "order": i, "mode": 0,
               "inputs": sockets, "outputs": outputs,
               "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": widgets}
-        if model_entries(node):
-            ui["properties"]["models"] = model_entries(node)
+        if models := model_entries(node):
+            ui["properties"]["models"] = models
         if node["title"]:
             ui["title"] = node["title"]
         ui_nodes[nid] = ui

@@ -37,8 +37,7 @@ LOADERS = {
 }
 # checkpoint names that ask for the tiny InstructPix2Pix model instead of the plain SD1.5 one
 IP2P_HINTS = ("pix2pix", "ip2p")
-SAMPLE_VIDEO = "zerovideo_input_video.webp"  # an animated WEBP (Load Image reads every frame)
-SAMPLE_CLIP_FPS = 8.0
+SAMPLE_CLIP_FPS = 8.0  # the sample clip's frame rate (the tests expect the clip workflows' fps from it)
 TINY_SIZE = 64
 TINY_MAX_STEPS = 4
 STEP_NODES = {"KSampler", "BasicScheduler"}
@@ -190,25 +189,33 @@ def missing_inputs(api: dict, object_info: dict) -> list[str]:
     return sorted(missing)
 
 
+def sample_frames(frames: int = 8, size: int = 64) -> list:
+    """A synthetic clip as PIL images: a bright square moving over a vertical gradient."""
+    from PIL import Image, ImageDraw
+    images = []
+    for k in range(frames):
+        img = Image.linear_gradient("L").resize((size, size)).convert("RGB")
+        x = size // 8 + k * size // (2 * frames)
+        ImageDraw.Draw(img).rectangle([x, size // 4, x + size // 3, size // 4 + size // 3], fill=(250, 240, 120))
+        images.append(img)
+    return images
+
+
 def write_sample_clip(path: Path, frames: int = 8, size: int = 64, fps: float = SAMPLE_CLIP_FPS,
                       audio: bool = True) -> Path:
-    """A synthetic clip (a bright square moving over a gradient) as an h264 MP4 (yuv420p), with a 440 Hz tone
-    as its AAC audio track. Written with PyAV, as ComfyUI writes its videos."""
+    """The sample clip as an h264 MP4 (yuv420p), with a 440 Hz tone as its AAC audio track. Written with PyAV,
+    as ComfyUI writes its videos."""
     from fractions import Fraction
 
     import av
     import numpy as np
-    ramp = np.linspace(0, 255, size, dtype=np.float32)
     with av.open(str(path), "w") as c:
         v = c.add_stream("h264", rate=Fraction(fps).limit_denominator(1000))
         v.width = v.height = size
         v.pix_fmt = "yuv420p"
         a = c.add_stream("aac", rate=16000) if audio else None  # every stream before the first packet
-        for k in range(frames):
-            img = np.repeat(np.repeat(ramp[:, None, None], size, 1), 3, 2)
-            x = size // 8 + k * size // (2 * frames)
-            img[size // 4:size // 4 + size // 3, x:x + size // 3] = (250, 240, 120)
-            for packet in v.encode(av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")):
+        for img in sample_frames(frames, size):
+            for packet in v.encode(av.VideoFrame.from_image(img)):
                 c.mux(packet)
         c.mux(v.encode(None))
         if a is not None:
@@ -222,15 +229,8 @@ def write_sample_clip(path: Path, frames: int = 8, size: int = 64, fps: float = 
 
 
 def write_sample_video(path: Path, frames: int = 8, size: int = 64) -> Path:
-    """A synthetic clip (a bright square moving over a gradient) as an animated WEBP."""
-    from PIL import Image, ImageDraw
-    images = []
-    for k in range(frames):
-        img = Image.linear_gradient("L").resize((size, size)).convert("RGB")
-        d = ImageDraw.Draw(img)
-        x = size // 8 + k * size // (2 * frames)
-        d.rectangle([x, size // 4, x + size // 3, size // 4 + size // 3], fill=(250, 240, 120))
-        images.append(img)
+    """The sample clip as an animated WEBP (Load Image reads every frame)."""
+    images = sample_frames(frames, size)
     images[0].save(path, save_all=True, append_images=images[1:], duration=125, loop=0, lossless=True)
     return path
 
