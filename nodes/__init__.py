@@ -2,10 +2,11 @@
 from comfy_api.latest import ComfyExtension, io
 
 from . import exvideo, text2video_zero, zerosmooth, zs2
-from .utility import LatentVideoInfo
+from .utility import LatentVideoInfo, TemporalTiledVAEDecode
 
 NODES: list[type[io.ComfyNode]] = [
     LatentVideoInfo,
+    TemporalTiledVAEDecode,
     *text2video_zero.NODES,
     *zs2.NODES,
     *zerosmooth.NODES,

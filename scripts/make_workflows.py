@@ -231,11 +231,27 @@ def _save_video(g: Graph, first: int, images: tuple, name: str, fps, audio: tupl
     g.add(first + 1, "SaveVideo", video=(first, 0), filename_prefix=f"ZeroVideo/{name}", format="mp4", codec="h264")
 
 
+TILED_DECODE_NOTE = (
+    "## Why VAE Decode (Temporal Tiles)\nSVD's VAE mixes neighbouring frames, so a clip must be decoded as a video, "
+    "and all of its frames at once take memory in proportion to their number: 128 frames at 512² need ~56 GiB "
+    "(bf16), 25 at 576×1024 ~25 GiB. The stock VAE Decode then splits the clip wherever its memory estimate says, "
+    "each piece a separate video (a visible jump between pieces). This node decodes 16 frames at a time and "
+    "cross-fades the 4 that neighbouring windows share: ~7 GiB at 512², and fewer frames at once (it says so) when "
+    "ComfyUI estimates they do not fit. Lower frames_per_tile if you still run out of memory. Figures: "
+    "bench/results/vae_decode_memory-cpu.json.")
+
+
 def _decode_and_save(g: Graph, first: int, latent: tuple, vae: tuple, name: str, fps,
-                     audio: tuple | None = None) -> None:
-    """Nodes first..first+3: Latent Video Info, VAE Decode, Create Video, Save Video."""
+                     audio: tuple | None = None, tiled: bool = False) -> None:
+    """Nodes first..first+3: Latent Video Info, VAE Decode (temporal tiles for long SVD clips, with a note saying
+    why), Create Video, Save Video."""
     g.add(first, "ZeroVideo.LatentVideoInfo", latent=latent)
-    g.add(first + 1, "VAEDecode", samples=(first, 0), vae=vae)
+    if tiled:
+        g.add(first + 1, "ZeroVideo.TemporalTiledVAEDecode", samples=(first, 0), vae=vae, frames_per_tile=16,
+              overlap=4)
+        g.note(TILED_DECODE_NOTE)
+    else:
+        g.add(first + 1, "VAEDecode", samples=(first, 0), vae=vae)
     _save_video(g, first + 2, (first + 1, 0), name, fps, audio)
 
 
@@ -365,7 +381,7 @@ def _exvideo(name: str, description: str, mode: str, extension: str, frames: int
     g.add(5, "KSampler", title="Euler / Karras, constant CFG 2", model=(2, 0), positive=(4, 0), negative=(4, 1),
           latent_image=(4, 2), seed=7, steps=50, cfg=2.0, sampler_name="euler", scheduler="karras", denoise=1.0)
     g.add(6, "ZeroVideo.ExVideoLatentRenorm", latent=(5, 0), contrast=1.2)
-    _decode_and_save(g, 7, (6, 0), (1, 2), name, (2, 1))
+    _decode_and_save(g, 7, (6, 0), (1, 2), name, (2, 1), tiled=True)
     return g
 
 
@@ -375,7 +391,7 @@ def exvideo_128_frames() -> Graph:
         "# ExVideo: SVD-XT to 128 frames\nThe released ExVideo weights (ExVideo-SVD-128f-v1.safetensors in "
         "models/exvideo/) on stock SVD-XT: 128 frames at 512², fps 30, motion bucket 127, augmentation 0.02, Euler / "
         "Karras 50 steps, constant CFG 2 (no linear CFG ramp), and ExVideo's latent renorm (contrast 1.2) before "
-        "decoding. Needs a lot of memory: ~128 frames of SVD at once.", "weights", EXVIDEO_FILE, 128)
+        "decoding. Needs a lot of memory: ~128 frames of SVD at once; the decode goes in temporal tiles.", "weights", EXVIDEO_FILE, 128)
 
 
 def exvideo_training_free() -> Graph:
@@ -416,7 +432,7 @@ def exvideo_zerosmooth() -> Graph:
           key_frames=64, cfg=2.0)
     _cascade_sampling(g, 7, 6)
     g.add(11, "ZeroVideo.ExVideoLatentRenorm", latent=(10, 0), contrast=1.2)
-    _decode_and_save(g, 12, (11, 0), (1, 2), g.name, (6, 2))
+    _decode_and_save(g, 12, (11, 0), (1, 2), g.name, (6, 2), tiled=True)
     return g
 
 
@@ -439,7 +455,7 @@ def _zerosmooth(name: str, factor: str, description: str) -> Graph:
     g.add(6, "ZeroVideo.SelfCascadeInterpolate", model=(5, 0), positive=(4, 0), negative=(4, 1), factor=factor,
           key_frames=25, cfg=2.5)
     _cascade_sampling(g, 7, 6)
-    _decode_and_save(g, 11, (10, 0), (1, 2), name, (6, 2))
+    _decode_and_save(g, 11, (10, 0), (1, 2), name, (6, 2), tiled=True)
     return g
 
 
@@ -525,8 +541,9 @@ def zerosmooth_side_by_side() -> Graph:
     g.add(12, "SamplerCustomAdvanced", title="ZeroSmooth", noise=(8, 0), guider=(7, 0), sampler=(9, 0),
           sigmas=(10, 0), latent_image=(7, 1))
     g.add(13, "ZeroVideo.LatentVideoInfo", latent=(12, 0))
-    g.add(14, "VAEDecode", samples=(11, 0), vae=(1, 2))
-    g.add(15, "VAEDecode", samples=(13, 0), vae=(1, 2))
+    g.add(14, "ZeroVideo.TemporalTiledVAEDecode", samples=(11, 0), vae=(1, 2), frames_per_tile=16, overlap=4)
+    g.add(15, "ZeroVideo.TemporalTiledVAEDecode", samples=(13, 0), vae=(1, 2), frames_per_tile=16, overlap=4)
+    g.note(TILED_DECODE_NOTE)
     g.add(16, "ImageStitch", title="Left: direct, right: ZeroSmooth", image1=(14, 0), image2=(15, 0),
           direction="right", match_image_size=True, spacing_width=8, spacing_color="white")
     _save_video(g, 17, (16, 0), g.name, (7, 2))

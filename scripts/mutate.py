@@ -35,6 +35,7 @@ TARGETS: dict[str, tuple[list[str] | None, list[str]]] = {
     "kernels/cascade.py": (None, ["tests/kernels/test_cascade_kernels.py", ERRORS]),
     "kernels/exvideo.py": (None, ["tests/kernels/test_exvideo_kernels.py", ERRORS,
                                   "tests/nodes/test_exvideo_nodes.py"]),  # the keymap against the real U-Net
+    "kernels/tiles.py": (None, ["tests/kernels/test_tile_kernels.py", "tests/nodes/test_tiled_decode.py"]),
     "nodes/zerosmooth.py": (["CorrectionAttention.strength", "CorrectionAttention.__call__", "_interpolated_positions",
                              "_stage_conds"],
                             ["tests/nodes/test_zerosmooth_nodes.py"]),
@@ -44,6 +45,8 @@ TARGETS: dict[str, tuple[list[str] | None, list[str]]] = {
                      ["tests/nodes/test_zs2_nodes.py"]),
     "nodes/exvideo.py": (["_table_embed", "_stretched_sinusoid", "_pingpong_sinusoid", "_conv_forward"],
                          ["tests/nodes/test_exvideo_nodes.py", "tests/nodes/test_exvideo_reference.py"]),
+    "nodes/utility.py": (["frames_that_fit", "TemporalTiledVAEDecode.validate_inputs",
+                          "TemporalTiledVAEDecode.execute"], ["tests/nodes/test_tiled_decode.py"]),
     "nodes/_patching.py": (["video_groups", "spatial_layout", "SigmaRange.active", "FramePositions.__call__",
                             "compute_dtype"],
                            ["tests/nodes/test_cross_frame_attention.py", "tests/nodes/test_zerosmooth_nodes.py",

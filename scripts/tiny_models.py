@@ -293,6 +293,44 @@ def _taesd_sd(seed: int) -> dict:
     return vae.state_dict()
 
 
+def empty_svd_vae():
+    """`comfy.sd.VAE` with SVD's full architecture (image encoder + temporal decoder) as ComfyUI's loader builds it,
+    weights not yet set: built from the one key ComfyUI detects SVD's VAE by (the loader logs every other key as
+    missing; kept quiet here)."""
+    import logging
+
+    import torch
+    import comfy.sd
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        return comfy.sd.VAE(sd={"decoder.mid.block_1.mix_factor": torch.zeros(1)})
+    finally:
+        root.setLevel(level)
+
+
+def svd_vae_state_dict(seed: int = 0) -> dict:
+    """A random full-size SVD VAE: the decoder's last (temporal) conv scaled so pictures come out mid-grey with
+    visible variation instead of saturated."""
+    import torch
+    model = empty_svd_vae().first_stage_model.float()
+    init_weights(model, seed)
+    last = model.decoder.conv_out.time_mix_conv
+    with torch.no_grad():
+        y = model.decode(torch.randn(3, 4, 4, 4, generator=torch.Generator().manual_seed(seed)))
+        a = 0.5 / float(y.std())
+        last.weight.mul_(a)
+        last.bias.mul_(a).sub_(a * float(y.mean()))
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def svd_vae(seed: int = 0):
+    """`comfy.sd.VAE` loaded from `svd_vae_state_dict(seed)`, as VAELoader / a checkpoint loader loads it."""
+    import comfy.sd
+    return comfy.sd.VAE(sd=svd_vae_state_dict(seed))
+
+
 def _half(sd: dict) -> dict:
     return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in sd.items()}
 

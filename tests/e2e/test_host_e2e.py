@@ -72,6 +72,11 @@ def test_shipped_workflow_runs_over_http(name, client, object_info, host_facts, 
     for text in infos:
         assert text.startswith(f"{EXPECTED_FRAMES[name]} frames"), text
         assert "NON-FINITE" not in text
+    for k, n in prompt.items():  # long clips decode in windows of 16 frames sharing 4 (≥ 2 windows from 17 frames)
+        if n["class_type"] == "ZeroVideo.TemporalTiledVAEDecode":
+            frames = EXPECTED_FRAMES[name]
+            windows = 1 if frames <= 16 else -(-(frames - 4) // 12)
+            assert outputs[k]["text"] == [f"{frames} frames in {windows} window(s) of {min(16, frames)}"]
     saves = [k for k, n in prompt.items() if n["class_type"] == "SaveVideo"]
     assert saves and all(n["class_type"] != "SaveAnimatedWEBP" for n in prompt.values())
     graph = BY_NAME[name]
@@ -184,6 +189,32 @@ EXPERT_INPUTS = {
     "ZeroVideo.SelfCascadeInterpolate": {"color_fix"},
     "ZeroVideo.HiddenStateCorrection": {"schedule"},
 }
+
+
+def full_size_frames(g) -> int:
+    """Frames an SVD graph decodes at its full-size settings: the conditioning's video_frames, times the
+    Self-Cascade factor where there is one (0 for graphs without SVD conditioning)."""
+    frames = factor = 0
+    for node in g.nodes.values():
+        if node["class_type"] == "SVD_img2vid_Conditioning":
+            frames = node["inputs"]["video_frames"]
+        if node["class_type"] == "ZeroVideo.SelfCascadeInterpolate":
+            factor = {"x2": 2, "x4": 4}[node["inputs"]["factor"]]
+            if isinstance(node["inputs"].get("key_frames_video"), tuple):
+                frames = node["inputs"]["key_frames"]
+    return frames * (factor or 1)
+
+
+@pytest.mark.parametrize("g", GRAPHS, ids=[g.name for g in GRAPHS])
+def test_long_svd_clips_decode_in_temporal_tiles_and_say_why(g):
+    decoders = [n["class_type"] for n in g.nodes.values() if "VAEDecode" in n["class_type"]]
+    long_clip = full_size_frames(g) >= 50  # 50 frames of SVD at 576×1024 need ~49 GiB decoded at once
+    assert decoders and set(decoders) == {"ZeroVideo.TemporalTiledVAEDecode" if long_clip else "VAEDecode"}
+    assert (make_workflows.TILED_DECODE_NOTE in g.notes) == long_clip
+    if long_clip:
+        ui = load(REPO / "workflows" / f"{g.name}.json")
+        assert any(n["type"] == "MarkdownNote" and n["widgets_values"] == [make_workflows.TILED_DECODE_NOTE]
+                   for n in ui["nodes"])
 
 
 def test_expert_inputs_and_only_they_are_marked_advanced(object_info, node_ids):
