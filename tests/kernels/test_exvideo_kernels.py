@@ -15,7 +15,8 @@ def test_keymap_covers_528_tensors_of_16_blocks():
     assert km["blocks.7.attn1.to_out.weight"] == "diffusion_model.input_blocks.1.1.time_stack.0.attn1.to_out.0.weight"
     assert km["blocks.83.positional_embedding_proj.2.bias"] == "diffusion_model.middle_block.1.time_pos_embed.2.bias"
     assert km["blocks.195.norm_out.weight"] == "diffusion_model.output_blocks.11.1.time_stack.0.norm3.weight"
-    assert km["blocks.144.act_fn_in.proj.weight"] == "diffusion_model.output_blocks.6.1.time_stack.0.ff_in.net.0.proj.weight"
+    assert km["blocks.144.act_fn_in.proj.weight"] == \
+        "diffusion_model.output_blocks.6.1.time_stack.0.ff_in.net.0.proj.weight"
     assert len(set(v for v in km.values() if v)) == 480
 
 
@@ -80,7 +81,8 @@ def test_split_extension_sorts_weights_new_tensors_and_unknown_keys():
 def test_sample_rows_takes_whole_rows_and_interpolates_between_them():
     table = torch.randn(5, 3)
     assert torch.equal(X.sample_rows(table, torch.tensor([0.0, 4.0, 2.0])), table[[0, 4, 2]])
-    torch.testing.assert_close(X.sample_rows(table, torch.tensor([1.25])), table[1:2] + 0.25 * (table[2:3] - table[1:2]))
+    torch.testing.assert_close(X.sample_rows(table, torch.tensor([1.25])),
+                               table[1:2] + 0.25 * (table[2:3] - table[1:2]))
     torch.testing.assert_close(X.sample_rows(table, torch.tensor([4.5])), table[4:5])  # the last row is held
     ids = X.pingpong_ids(30)
     torch.testing.assert_close(X.sample_rows(ids, torch.tensor([24.5, 25.0])), torch.stack([(ids[24] + ids[25]) / 2,
@@ -160,3 +162,78 @@ def diffsynth_position_id(frame: int, max_id: int = 25, repeat_length: int = 20)
 @pytest.mark.parametrize("frames", [1, 14, 25, 26, 64, 128, 200])
 def test_pingpong_ids_are_diffsynths_position_ids_one_per_frame(frames):
     assert X.pingpong_ids(frames).long().tolist() == [diffsynth_position_id(f) for f in range(frames)]
+
+
+def _reflect_or_repeat(i: int, n: int) -> int:
+    """Index i of a length-n axis padded by one on each side: reflected (−1 → 1, n → n−2); a length-1 axis repeats
+    its one entry."""
+    if n == 1:
+        return 0
+    return -i if i < 0 else (2 * (n - 1) - i if i >= n else i)
+
+
+@pytest.mark.parametrize("t,h,w", [(3, 1, 2), (2, 2, 1), (1, 3, 2), (4, 2, 2), (2, 1, 1)])
+def test_positional_conv_on_short_axes_against_a_sum_written_out(t, h, w):
+    """Axes of length 1 and 2 (the deepest U-Net levels of small latents, short clips): each output is the 3×3×3
+    weighted sum of its neighbours, reflected at the borders, a length-1 axis repeating its entry."""
+    c, videos = 2, 2
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(videos * h * w, t, c, generator=g, dtype=torch.float64)
+    weight = torch.randn(c, c, 3, 3, 3, generator=g, dtype=torch.float64)
+    bias = torch.randn(c, generator=g, dtype=torch.float64)
+    v = x.view(videos, h, w, t, c)
+    want = torch.empty_like(v)
+    for n in range(videos):
+        for i in range(h):
+            for j in range(w):
+                for f in range(t):
+                    acc = bias.clone()
+                    for df in range(3):
+                        for di in range(3):
+                            for dj in range(3):
+                                src = v[n, _reflect_or_repeat(i + di - 1, h), _reflect_or_repeat(j + dj - 1, w),
+                                        _reflect_or_repeat(f + df - 1, t)]
+                                acc = acc + weight[:, :, df, di, dj] @ src
+                    want[n, i, j, f] = acc
+    got = X.positional_conv(x, weight, bias, videos, h, w)
+    torch.testing.assert_close(got, want.reshape(videos * h * w, t, c), rtol=1e-10, atol=1e-10)
+
+
+def test_sample_rows_at_several_fractional_positions_and_past_the_end():
+    table = torch.arange(15.0).view(5, 3) ** 2
+    pos = torch.tensor([0.5, 1.25, 3.75])
+    lo = pos.floor().long()
+    want = table[lo] + (pos - lo)[:, None] * (table[lo + 1] - table[lo])
+    torch.testing.assert_close(X.sample_rows(table, pos), want)
+    # past the last row the last row is held, at whole and at fractional positions
+    assert torch.equal(X.sample_rows(table, torch.tensor([4.0, 7.0])), table[[4, 4]])
+    torch.testing.assert_close(X.sample_rows(table, torch.tensor([5.5])), table[4:5])
+
+
+def test_sinusoid_with_an_odd_channel_count_pads_one_zero_channel():
+    pos = torch.tensor([0.0, 1.0, 3.0])
+    emb = X.sinusoid(pos, 7)
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(3.0) / 3)
+    want = torch.cat([torch.cos(pos[:, None] * freqs), torch.sin(pos[:, None] * freqs), torch.zeros(3, 1)], dim=1)
+    torch.testing.assert_close(emb, want)
+
+
+def test_split_extension_goes_on_after_an_unknown_key():
+    sd = {"something.else": torch.zeros(1), "blocks.7.attn2.to_k.weight": torch.zeros(320, 1024),
+          "blocks.7.positional_conv.bias": torch.zeros(320)}
+    weights, new, unmatched = X.split_extension(sd)
+    assert list(weights) == ["diffusion_model.input_blocks.1.1.time_stack.0.attn2.to_k.weight"]
+    assert set(new["input_blocks.1.1"]) == {"conv_bias"} and unmatched == ["something.else"]
+
+
+def test_renorm_defaults_to_exvideos_contrast_and_normalises_nearly_flat_frames():
+    x = torch.randn(4, 2, 4, 4, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(X.renorm_latents(x), X.renorm_latents(x, 1.2))  # ExVideo's 1.2
+    # a frame with a tiny but real variation (std 1.5e-6) is still brought to the clip's contrast; only a flat
+    # one (std below 1e-6) is held at the clip's mean
+    x[1] = 1.0 + 1.5e-6 * torch.randn(2, 4, 4, generator=torch.Generator().manual_seed(3)).sign()
+    out = X.renorm_latents(x.double(), contrast=1.0)
+    assert float(out[1].std()) == pytest.approx(float(x.double().std()), rel=1e-3)
+    x[2] = 0.5
+    out = X.renorm_latents(x.double(), contrast=1.0)
+    assert torch.allclose(out[2], torch.full_like(out[2], float(x.double().mean())))

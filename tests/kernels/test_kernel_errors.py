@@ -7,6 +7,7 @@ from zv_testing import exactly
 
 from zerovideo.kernels import attention as A
 from zerovideo.kernels import cascade as Z
+from zerovideo.kernels import tiles as T
 from zerovideo.kernels import warp as W
 
 
@@ -37,6 +38,16 @@ CASES = [
     (lambda: W.paper_steps(50, 47, 44), "need 0 ≤ t0 < t1 < 50, got t0=47, t1=44"),
     (lambda: W.paper_steps(50, -1, 44), "need 0 ≤ t0 < t1 < 50, got t0=-1, t1=44"),
     (lambda: W.paper_steps(50, 44, 50), "need 0 ≤ t0 < t1 < 50, got t0=44, t1=50"),
+    # temporal tiles: one bad argument each
+    (lambda: T.temporal_tiles(0, 4, 1), "need at least one frame and one frame per tile, got frames=0, tile=4"),
+    (lambda: T.temporal_tiles(8, 0, 0), "need at least one frame and one frame per tile, got frames=8, tile=0"),
+    (lambda: T.temporal_tiles(10, 4, 4), "overlap must be between 0 and tile - 1 (3), got 4"),
+    (lambda: T.temporal_tiles(10, 4, -1), "overlap must be between 0 and tile - 1 (3), got -1"),
+    (lambda: T.blend_tiles(10, [(2, 6)], lambda s, e: torch.zeros(3, 1)),
+     "decoding frames 2..5 gave 3 frames, expected 4"),
+    (lambda: T.blend_tiles(10, [(0, 4), (6, 10)], lambda s, e: torch.zeros(e - s, 1)),
+     "the windows do not cover every frame"),
+    (lambda: T.blend_tiles(3, [], lambda s, e: torch.zeros(e - s, 1)), "the windows do not cover every frame"),
 ]
 
 

@@ -88,3 +88,14 @@ def test_errors_name_what_is_wrong():
     with pytest.raises(ValueError, match=r"decoding frames 0..3 gave 3 frames, expected 4"):
         T.blend_tiles(10, T.temporal_tiles(10, 4, 2), lambda s, e: torch.zeros(3, 1))
     assert math.isclose(sum(float(w.sum()) for w in T.tile_weights([(0, 10)])), 10)
+
+
+def test_where_both_ramps_of_a_window_meet_its_weight_is_their_product():
+    # 10 frames, windows of 6 sharing ≥ 4: (0,6) (2,8) (4,10); the middle one shares 4 frames on each side, so
+    # its rising ramp (1/5 … 4/5 over its first 4) and its falling one (4/5 … 1/5 over its last 4) overlap
+    w = T.tile_weights(T.temporal_tiles(10, 6, 4))
+    f = 1 / 5
+    torch.testing.assert_close(w[1], torch.tensor([f, 2 * f, 3 * f * 4 * f, 4 * f * 3 * f, 2 * f, f],
+                                                  dtype=torch.float64), rtol=0, atol=1e-15)
+    torch.testing.assert_close(w[0], torch.tensor([1, 1, 4 * f, 3 * f, 2 * f, f], dtype=torch.float64),
+                               rtol=0, atol=1e-15)
