@@ -4,7 +4,8 @@ Each benchmark times a baseline and one or more variants **in the same process**
 several repeats, and reports the median time and peak memory of each as a ratio to the baseline.
 Peak memory is `torch.cuda.max_memory_allocated` on CUDA; on CPU it is the peak of the bytes torch allocated
 and had not yet freed during the call, from the profiler's per-op allocation records (deterministic, unlike
-RSS, which the allocator's reuse of freed pages makes meaningless at this scale). Results are printed and written to bench/results/NAME-DEVICE.json.
+RSS, which the allocator's reuse of freed pages makes meaningless at this scale). Results are printed and
+written to bench/results/NAME-DEVICE.json.
 """
 from __future__ import annotations
 

@@ -25,7 +25,8 @@ def run(device: str = "cpu", full: bool = False, repeats: int = 3):
     rows = {}
     for frames in lengths:
         res = compare(f"exvideo_T{frames}" + models.suffix(full),
-                      (f"stock SVD, {frames} frames", models.sampling_call(mp, pos, neg, frames, h, w, steps=1, cfg=2.0)),
+                      (f"stock SVD, {frames} frames",
+                       models.sampling_call(mp, pos, neg, frames, h, w, steps=1, cfg=2.0)),
                       [(f"ExVideo, {frames} frames", models.sampling_call(extended, pos, neg, frames, h, w, steps=1,
                                                                           cfg=2.0))],
                       device=device, repeats=repeats, write=False)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
+import threading
 
 import comfy.ldm.modules.attention as comfy_attention
 import comfy.patcher_extension
+import comfy.utils
 import torch
 
 from ..kernels.exvideo import sinusoid
@@ -69,8 +72,45 @@ def is_video_unet(model) -> bool:
     return any(isinstance(m, comfy_attention.SpatialVideoTransformer) for m in dm.modules())
 
 
+_MISSING = object()
+
+
+def _position(executor, name: str) -> int | None:
+    """Where the wrapped function takes the argument `name` positionally (None: keyword only / unknown)."""
+    try:
+        params = list(inspect.signature(executor.original).parameters.values())
+    except (AttributeError, TypeError, ValueError):
+        return None
+    for i, p in enumerate(params):
+        if p.name == name:
+            return i if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) else None
+    return None
+
+
+def argument(executor, args, kwargs, name: str, default=_MISSING):
+    """The argument `name` of the call a wrapper received, whether the caller passed it by position or by
+    keyword: its position comes from the wrapped function's signature (a U-Net's `_forward` and a DiT's differ)."""
+    if name in kwargs:
+        return kwargs[name]
+    i = _position(executor, name)
+    if i is not None and i < len(args):
+        return args[i]
+    if default is _MISSING:
+        raise TypeError(f"ZeroVideo: the wrapped call {getattr(executor, 'original', executor)!r} has no argument "
+                        f"{name!r}")
+    return default
+
+
+def with_argument(executor, args, kwargs, name: str, value) -> tuple[tuple, dict]:
+    """(args, kwargs) with the argument `name` set to `value`, where the caller put it."""
+    i = _position(executor, name)
+    if name not in kwargs and i is not None and i < len(args):
+        return (*args[:i], value, *args[i + 1:]), kwargs
+    return args, {**kwargs, name: value}
+
+
 def _count_calls(executor, *args, **kwargs):
-    transformer_options = args[5] if len(args) > 5 else kwargs["transformer_options"]
+    transformer_options = argument(executor, args, kwargs, "transformer_options")
     transformer_options[CALLS_KEY] = {}
     try:
         return executor(*args, **kwargs)
@@ -212,10 +252,42 @@ def patch_model_attn1(model, patch_cls, node: str, start_percent: float, end_per
     return m
 
 
+# --- object patches bound to modules: rebound when a clone gets another model instance -------------------
+
+_MODULE_BOUND: set = set()
+REBIND_KEY = "zerovideo_rebind_modules"
+
+
+def module_bound(fn):
+    """Mark `fn` as an object-patch function whose first argument is the module whose `forward` it replaces
+    (patched as `functools.partial(fn, module, ...)` under the key `PATH.forward`)."""
+    _MODULE_BOUND.add(fn)
+    return fn
+
+
+def _rebind_modules(src, clone) -> None:
+    """ON_CLONE callback: a clone that got another model instance (newer ComfyUI: MultiGPU CFG Split's deep
+    clones, dynamic VRAM's delegates, `clone(model_override=...)`) gets every module-bound patch rebound to the
+    module at the same path of its own instance; otherwise it would run the first instance's modules."""
+    if clone.model is src.model:
+        return
+    for key, patch in list(clone.object_patches.items()):
+        if isinstance(patch, functools.partial) and patch.func in _MODULE_BOUND and key.endswith(".forward"):
+            module = comfy.utils.get_attr(clone.model, key[:-len(".forward")])
+            clone.object_patches[key] = functools.partial(patch.func, module, *patch.args[1:], **patch.keywords)
+
+
+def rebind_on_clone(model) -> None:
+    """Keep `model`'s module-bound object patches on the right modules in every clone made from it."""
+    model.remove_callbacks_with_key(comfy.patcher_extension.CallbacksMP.ON_CLONE, REBIND_KEY)
+    model.add_callback_with_key(comfy.patcher_extension.CallbacksMP.ON_CLONE, REBIND_KEY, _rebind_modules)
+
+
 # --- SVD temporal blocks: frame count and frame positions (shared by ExVideo and ZeroSmooth) -------------
 
-class VideoFrames:
-    """The frame count of the current video U-Net call, set by a DIFFUSION_MODEL wrapper (one per patch)."""
+class VideoFrames(threading.local):
+    """The frame count of the current video U-Net call, set by a DIFFUSION_MODEL wrapper (one per patch). Per
+    thread: with newer ComfyUI's MultiGPU CFG Split each device runs its share of a step in its own thread."""
 
     def __init__(self):
         self.frames: int | None = None
@@ -244,7 +316,7 @@ FRAMES_KEY = "zerovideo_video_frames"  # transformer_options: the frame count of
 
 def add_frame_counter(model, holder: VideoFrames, key: str) -> None:
     def count(executor, *args, **kwargs):
-        transformer_options = args[5] if len(args) > 5 else kwargs.get("transformer_options", {})
+        transformer_options = argument(executor, args, kwargs, "transformer_options", {})
         # a ZeroSmooth stage sets its own count; SVD's num_video_frames is the whole cascade's there, and
         # wrapper order decides whether this wrapper sees the guider's override of it
         holder.frames = transformer_options.get(FRAMES_KEY) or kwargs.get("num_video_frames")
@@ -253,6 +325,7 @@ def add_frame_counter(model, holder: VideoFrames, key: str) -> None:
     model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, key, count)
 
 
+@module_bound
 def _positions_forward(mlp, provider, holder: VideoFrames, t_emb):
     """time_pos_embed.forward with the frame-position input replaced: MLP(provider(T, C)) per video."""
     frames = holder.frames
@@ -315,6 +388,7 @@ def stack_frame_positions(model, blocks, holder: VideoFrames, node: str, *, rema
         positions = FramePositions(remap if remap is not None else getattr(base, "remap", None),
                                    block_embed if block_embed is not None else getattr(base, "embed", None))
         model.add_object_patch(key, functools.partial(_positions_forward, block.time_pos_embed, positions, holder))
+    rebind_on_clone(model)
 
 
 @contextlib.contextmanager

@@ -89,6 +89,7 @@ def _table_embed(extras: ExVideoExtras, path: str, limit: int, positions: torch.
     return X.sample_rows(extras.get(path, "table"), positions)
 
 
+@_patching.module_bound
 def _conv_forward(block, extras: ExVideoExtras, path: str, x, context=None, transformer_options={}, **kw):
     """time_stack.0.forward with ExVideo's Conv3d applied per video to its input (x + position embedding)."""
     shape = transformer_options.get("activations_shape")
@@ -119,7 +120,7 @@ def _check_frame_limit(limit: int, executor, *args, **kwargs):
     """Refuse more frames than the table before sampling starts. With Hidden State Correction the long branch
     reads the table at key-frame positions, so the limit applies to the key frames: the table itself refuses
     more base frames than it holds, at the first step."""
-    latent = args[1] if len(args) > 1 else kwargs.get("latent_image")
+    latent = _patching.argument(executor, args, kwargs, "latent_image", None)
     frames = latent.shape[0] if latent is not None and latent.ndim == 4 else None
     guider = getattr(executor, "class_obj", None)
     if frames is None or _remaps_positions(guider):
@@ -166,9 +167,10 @@ def apply_extension(model, sd: dict[str, torch.Tensor], name: str = "extension")
             raise ValueError(f"ExVideo: {name}'s position table / Conv3d for {path} are for {t['table'].shape[1]} "
                              f"channels, but this model's block has {channels}")
     m.add_patches({k: ("set", (v,)) for k, v in weights.items()}, 1.0, 1.0)
-    extras = ExVideoExtras(new, _patching.compute_dtype(m))
-    m.set_additional_models(KEY, [comfy.model_patcher.ModelPatcher(
-        extras, load_device=m.load_device, offload_device=m.offload_device)])
+    extras_patcher = _extras_patcher(new, _patching.compute_dtype(m), m.load_device, m.offload_device)
+    extras = extras_patcher.model
+    m.set_additional_models(KEY, [extras_patcher])
+    _on_deepclone(m, _use_own_extras)
     limit = X.detect_frames(sd)
     holder = _patching.VideoFrames()
     _patching.add_frame_counter(m, holder, KEY)
@@ -178,10 +180,55 @@ def apply_extension(model, sd: dict[str, torch.Tensor], name: str = "extension")
         if not _is_identity(new[path]):
             m.add_object_patch(f"diffusion_model.{path}.time_stack.0.forward",
                                functools.partial(_conv_forward, block.time_stack[0], extras, path))
+    _patching.rebind_on_clone(m)
     m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, KEY)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, KEY,
                            functools.partial(_check_frame_limit, limit))
     return m
+
+
+def _extras_patcher(new: dict, dtype, load_device, offload_device, **_ignored):
+    """A ModelPatcher of a fresh ExVideoExtras. It carries itself as its `cached_patcher_init`: newer ComfyUI
+    (MultiGPU CFG Split) builds each GPU's copy of an additional model from that factory."""
+    p = comfy.model_patcher.ModelPatcher(ExVideoExtras(new, dtype), load_device=load_device,
+                                         offload_device=offload_device)
+    p.cached_patcher_init = (_extras_patcher, (new, dtype, load_device, offload_device))
+    return p
+
+
+def _swap(obj, old, new):
+    """`obj` with every reference to `old` inside our patch objects (partials, FramePositions, dicts) replaced by
+    `new`: new objects, the originals stay with the model they belong to."""
+    if obj is old:
+        return new
+    if isinstance(obj, functools.partial):
+        return functools.partial(obj.func, *(_swap(a, old, new) for a in obj.args),
+                                 **{k: _swap(v, old, new) for k, v in obj.keywords.items()})
+    if isinstance(obj, _patching.FramePositions):
+        return _patching.FramePositions(_swap(obj.remap, old, new), _swap(obj.embed, old, new))
+    if isinstance(obj, dict):
+        return {k: _swap(v, old, new) for k, v in obj.items()}
+    return obj
+
+
+def _use_own_extras(src, clone) -> None:
+    """After a deep clone for another device (its additional models rebuilt from their factories): the ExVideo
+    patches of the clone read the clone's own table and Conv3d weights."""
+    old = [p.model for p in src.get_additional_models_with_key(KEY)]
+    new = [p.model for p in clone.get_additional_models_with_key(KEY)]
+    if len(old) != 1 or len(new) != 1 or old[0] is new[0]:
+        return
+    for key, patch in list(clone.object_patches.items()):
+        clone.object_patches[key] = _swap(patch, old[0], new[0])
+
+
+def _on_deepclone(model, callback) -> None:
+    """Run `callback(src, clone)` after newer ComfyUI deep-clones `model` for another device; hosts without
+    multi-GPU deep clones (0.3.75) have no such callback, and nothing to do."""
+    kind = getattr(comfy.patcher_extension.CallbacksMP, "ON_DEEPCLONE_MULTIGPU", None)
+    if kind is not None:
+        model.remove_callbacks_with_key(kind, KEY)
+        model.add_callback_with_key(kind, KEY, callback)
 
 
 def _is_identity(t: dict[str, torch.Tensor]) -> bool:

@@ -64,11 +64,13 @@ class _ControlNetState:
         self.sigma = None
 
 
+@_patching.module_bound
 def _cross_frame_attn1_forward(attn, state: _ControlNetState, x, context=None, value=None, *args, **kwargs):
     """CrossAttention.forward of a ControlNet self-attention, with keys/values from the anchor frames."""
     chunks = state.chunks
     if context is None and value is None and chunks and x.shape[0] % chunks == 0 and state.sigmas.active(state.sigma):
-        groups = _patching.video_groups(chunks, x.shape[0] // chunks, state.videos, "Cross-Frame Attention (ControlNet)")
+        groups = _patching.video_groups(chunks, x.shape[0] // chunks, state.videos,
+                                        "Cross-Frame Attention (ControlNet)")
         context = value = cross_frame_kv(x, groups, state.mode)
     return type(attn).forward(attn, x, context, value, *args, **kwargs)
 
@@ -82,22 +84,30 @@ def cross_frame_controlnet(control_net, mode: str, sigmas: _patching.SigmaRange,
     each call for them.
     """
     import comfy.controlnet
-    import comfy.ldm.modules.attention as att
     if not isinstance(control_net, comfy.controlnet.ControlNet) or getattr(control_net, "control_model", None) is None:
         raise ValueError(f"Cross-Frame Attention: control_net must be a standard ControlNet; got "
                          f"{type(control_net).__name__} (ControlLoRA and T2I adapters are not supported).")
-    state = _ControlNetState(mode, sigmas, videos)
-    out = _controlnet_class().copy_of(control_net, state)
-    wrapped = control_net.control_model_wrapped.clone()
-    blocks = [(name, m) for name, m in out.control_model.named_modules()
-              if isinstance(m, att.BasicTransformerBlock) and not m.disable_self_attn]
-    if not blocks:
+    if not _self_attention_blocks(control_net.control_model):
         raise ValueError("Cross-Frame Attention: this ControlNet has no self-attention blocks to patch.")
-    for name, block in blocks:
+    out = _controlnet_class().copy_of(control_net, _ControlNetState(mode, sigmas, videos))
+    return _with_cross_frame_patches(out, control_net.control_model_wrapped.clone())
+
+
+def _self_attention_blocks(control_model) -> list:
+    import comfy.ldm.modules.attention as att
+    return [(name, m) for name, m in control_model.named_modules()
+            if isinstance(m, att.BasicTransformerBlock) and not m.disable_self_attn]
+
+
+def _with_cross_frame_patches(cn, wrapped):
+    """`cn` with `wrapped` (a ModelPatcher of cn.control_model) as its model, object patches on each attn1.forward
+    reading cn's per-call state."""
+    for name, block in _self_attention_blocks(cn.control_model):
         wrapped.add_object_patch(f"{name}.attn1.forward",
-                                 functools.partial(_cross_frame_attn1_forward, block.attn1, state))
-    out.control_model_wrapped = wrapped
-    return out
+                                 functools.partial(_cross_frame_attn1_forward, block.attn1, cn.zv_state))
+    _patching.rebind_on_clone(wrapped)
+    cn.control_model_wrapped = wrapped
+    return cn
 
 
 @functools.lru_cache(maxsize=None)
@@ -119,6 +129,31 @@ def _controlnet_class():
 
         def copy(self):
             return self.copy_of(self, self.zv_state)
+
+        def deepclone_multigpu(self, load_device, autoregister=False):
+            """Newer ComfyUI (MultiGPU CFG Split): this ControlNet for another device, with its own copy of the
+            control model, its own cross-frame patches on that copy and its own per-call state (the devices
+            run at the same time)."""
+            import copy
+
+            import comfy.model_patcher
+            s = self.zv_state
+            c = self.copy_of(self, _ControlNetState(s.mode, s.sigmas, s.videos))
+            c.control_model = copy.deepcopy(self.control_model)
+            for m in c.control_model.modules():  # patches applied to the source at copy time are not the copy's
+                patch = m.__dict__.get("forward")
+                if isinstance(patch, functools.partial) and patch.func is _cross_frame_attn1_forward:
+                    del m.forward
+            c.load_device = load_device
+            wrapped = comfy.model_patcher.ModelPatcher(c.control_model, load_device=load_device,
+                                                       offload_device=self.control_model_wrapped.offload_device)
+            _with_cross_frame_patches(c, wrapped)
+            if autoregister:
+                clones = getattr(self, "multigpu_clones", None)
+                if clones is None:
+                    clones = self.multigpu_clones = {}
+                clones[load_device] = c
+            return c
 
         def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
             self.zv_state.chunks = batched_number
@@ -426,7 +461,8 @@ class MotionLatentWarp(io.ComfyNode):
                 f"Text2Video-Zero Sampler does all of this in one node. From {PAPER}."),
             search_aliases=ALIASES + ["motion dynamics", "latent warp", "camera motion"],
             inputs=[
-                io.Model.Input("model", tooltip="The model used for sampling (gives the noise levels and latent scale)."),
+                io.Model.Input("model", tooltip="The model used for sampling (gives the noise levels and latent "
+                                                "scale)."),
                 io.Latent.Input("latent", tooltip="Frame 0 after step s0, with leftover noise (1 latent)."),
                 io.Latent.Input("first_frame", tooltip="Frame 0 after step s1, with leftover noise (1 latent); it "
                                                        "becomes frame 0 of the video."),

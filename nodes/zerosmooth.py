@@ -47,7 +47,7 @@ class StepRun:
 
 def _frames_override(executor, *args, **kwargs):
     """DIFFUSION_MODEL wrapper: conds were processed for the whole cascade; each stage has its own frame count."""
-    transformer_options = args[5] if len(args) > 5 else kwargs["transformer_options"]
+    transformer_options = _patching.argument(executor, args, kwargs, "transformer_options")
     zs = transformer_options.get(ZS_KEY)
     if zs is not None and "num_video_frames" in kwargs:
         kwargs["num_video_frames"] = zs["frames"]
@@ -172,9 +172,10 @@ class SelfCascadeInterpolate(io.ComfyNode):
                 "same frames (+ the correction's second attention pass), ×4 ≈ 1.75×."),
             search_aliases=ALIASES,
             inputs=[
-                io.Model.Input("model", tooltip="An SVD / SVD-XT model, optionally patched by Hidden State Correction."),
-                io.Conditioning.Input("positive", tooltip="Positive conditioning from SVD_img2vid_Conditioning (its fps "
-                                                          "is doubled per stage)."),
+                io.Model.Input("model", tooltip="An SVD / SVD-XT model, optionally patched by Hidden State "
+                                                "Correction."),
+                io.Conditioning.Input("positive", tooltip="Positive conditioning from SVD_img2vid_Conditioning (its "
+                                                          "fps is doubled per stage)."),
                 io.Conditioning.Input("negative", tooltip="Negative conditioning from SVD_img2vid_Conditioning."),
                 io.Combo.Input("factor", options=list(FACTORS), default="x2",
                                tooltip="Frame-rate factor: x2 (2·t0 frames) or x4 (4·t0 frames, 3 stages)."),
@@ -251,7 +252,7 @@ class _StageFrames(_patching.VideoFrames):
 
 
 def _record_stage(holder: _StageFrames, executor, *args, **kwargs):
-    transformer_options = args[5] if len(args) > 5 else kwargs["transformer_options"]
+    transformer_options = _patching.argument(executor, args, kwargs, "transformer_options")
     zs = transformer_options.get(ZS_KEY)
     holder.t0 = None if zs is None else zs["t0"]
     holder.frames = zs["frames"] if zs is not None else kwargs.get("num_video_frames")
@@ -298,7 +299,9 @@ class CorrectionAttention:
         dim = 1 if spatial else 2
 
         def per_chunk(t):
-            return t.view(chunks, frames, *t.shape[1:]) if spatial else t.view(chunks, t.shape[0] // chunks, *t.shape[1:])
+            if spatial:
+                return t.view(chunks, frames, *t.shape[1:])
+            return t.view(chunks, t.shape[0] // chunks, *t.shape[1:])
         where = (tuple(extra_options.get("block") or ()), extra_options.get("block_index", 0), spatial, self.slot)
         if stage == 0:
             o = full(q, k, v)
@@ -369,7 +372,8 @@ class HiddenStateCorrection(io.ComfyNode):
                 "The correction half of ZeroSmooth: inside a Self-Cascade Interpolate run, every attention layer of "
                 "the longer branch is pulled towards the key-frame branch (key frames take the key states, in-"
                 "between frames keep their differences), blended by strength w_t = w_max·(steps left)/steps: "
-                "w_max at the first step, falling linearly to w_max/steps at the last (the paper's t/T). Also interpolates SVD's frame positions and windows temporal attention "
+                "w_max at the first step, falling linearly to w_max/steps at the last (the paper's t/T). Also "
+                "interpolates SVD's frame positions and windows temporal attention "
                 "for the longer branches. Outside a cascade the model behaves exactly like the stock model. "
                 f"From {PAPER}. Cost: a second attention pass in corrected layers of the long branch."),
             search_aliases=ALIASES,
@@ -377,7 +381,8 @@ class HiddenStateCorrection(io.ComfyNode):
                 io.Model.Input("model", tooltip="An SVD / SVD-XT model."),
                 io.Float.Input("strength", default=0.8, min=0.0, max=1.0, step=0.01,
                                tooltip="w_max: how far the long branch is pulled to the corrected states. Paper: 0.8. "
-                                       "0 = no correction of the attention states; the long branches' frame positions stay "
+                                       "0 = no correction of the attention states; the long branches' frame "
+                                       "positions stay "
                                        "rescaled and their temporal attention windowed. For the paper's direct "
                                        "inference, leave this node out."),
                 advanced(io.Combo.Input)("schedule", options=["linear", "constant"], default="linear",

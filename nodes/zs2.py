@@ -136,16 +136,12 @@ class DependencyNoiseSampling:
         self.lam, self.mode, self.videos, self.per_step = lam, mode, videos, per_step
 
     def __call__(self, executor, *args, **kwargs):
-        args = list(args)
-        noise = args[4] if len(args) > 4 else kwargs["noise"]
-        extra_args = args[2] if len(args) > 2 else kwargs["extra_args"]
+        noise = _patching.argument(executor, args, kwargs, "noise")
+        extra_args = _patching.argument(executor, args, kwargs, "extra_args")
         seed = int(extra_args.get("seed", 0) or 0)
         if noise.any():  # all-zero noise means add_noise is off: leave it alone
             new = correlated(noise.cpu(), self.lam, self.mode, self.videos, seed)[0].to(noise)
-            if len(args) > 4:
-                args[4] = new
-            else:
-                kwargs["noise"] = new
+            args, kwargs = _patching.with_argument(executor, args, kwargs, "noise", new)
         if not self.per_step:
             return executor(*args, **kwargs)
         with _patching.noise_sampler_override(executor.class_obj, self.noise_sampler(noise.shape, seed)):

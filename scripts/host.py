@@ -2,7 +2,8 @@
 """The ZeroVideo test host: a real ComfyUI, installed by this script alone.
 
     python3 scripts/host.py setup            build/refresh the venv and the ComfyUI tree (idempotent)
-    python3 scripts/host.py test [ARGS]      setup (+ headless Chromium for the UI test), then run pytest in the venv
+    python3 scripts/host.py test [ARGS]      setup (+ headless Chromium for the UI test), then run pytest in the venv;
+                                             without ARGS also the HTTP workflow tests on the older hosts (0.3.64)
     python3 scripts/host.py run WF [ARGS]    setup, then run a workflow through a headless ComfyUI
     python3 scripts/host.py bench [ARGS]     setup, then run the benchmarks
     python3 scripts/host.py mutate [PATHS]   setup, then mutation-test the maths (scripts/mutate.py)
@@ -25,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import venv
 import zipfile
 from pathlib import Path
@@ -47,6 +49,7 @@ EXTRA_PINS = [
     "kornia",
     "einops",
     "safetensors",
+    "ruff==0.17.6",  # lint (pyproject's [tool.ruff]); run by tests/tools/test_lint.py
 ]
 # The Comfy Registry's own checker (`comfy node validate`), in a venv of its own: its dependencies stay out of
 # the host's.
@@ -57,6 +60,12 @@ BENCH_PINS = ["diffusers"]
 MUTATION_PINS = ["mutmut[patch]==2.5.1"]
 # ComfyUI requirements we never install (see HOST.md: the PyPI torchaudio build breaks torch's import).
 SKIPPED_REQUIREMENTS = {"torchaudio"}
+# Older hosts of the tested version range (../shared/hosts/README.md): source archives beside this repository,
+# sha256-checked. `host.py test` without arguments runs the HTTP workflow tests on each of them after the whole
+# suite on the pinned host. Their venv is the pinned host's plus their own exact pins where they differ.
+OLD_HOSTS = {"0.3.64": ("comfyui-0.3.64.tar.gz",
+                        "28cef85cbd7de3d246dea3d7649eb652bb0833653f9575412c2896362f4462f6")}
+OLD_HOST_TESTS = ["tests/e2e/test_host_e2e.py", "-k", "runs_over_http"]
 
 
 def cache_dir() -> Path:
@@ -172,6 +181,78 @@ def ensure_venv(comfy: Path) -> Path:
     return python_exe()
 
 
+def shared_hosts_dir() -> Path:
+    return Path(os.environ.get("ZEROVIDEO_SHARED_HOSTS") or REPO.parent / "shared" / "hosts")
+
+
+def ensure_old_comfyui(version: str) -> Path | None:
+    """Unpack an older ComfyUI source archive (checksum verified) into the cache; None when the archive is absent."""
+    name, digest = OLD_HOSTS[version]
+    target = cache_dir() / f"comfyui-{version}"
+    stamp = target / ".zerovideo-stamp"
+    if stamp.is_file() and stamp.read_text().strip() == digest:
+        return target
+    archive = shared_hosts_dir() / name
+    if not archive.is_file():
+        return None
+    got = sha256(archive)
+    if got != digest:
+        sys.exit(f"checksum mismatch for {archive}: got {got}, want {digest}")
+    tmp = cache_dir() / f"comfyui-{version}.partial"
+    for d in (tmp, target):
+        if d.exists():
+            shutil.rmtree(d)
+    tmp.mkdir(parents=True)
+    with tarfile.open(archive) as tf:
+        tf.extractall(tmp, filter="data")
+    (tmp / f"comfyui-{version}").rename(target)
+    shutil.rmtree(tmp)
+    stamp.write_text(digest + "\n")
+    log(f"ComfyUI {version} extracted to {target}")
+    return target
+
+
+def ensure_old_venv(version: str, comfy: Path, base_comfy: Path, base_py: Path) -> Path:
+    """A venv for an older host: the pinned host's venv (visible through a .pth file, behind this venv's own
+    packages) plus the older host's exact pins that differ from the pinned host's (its frontend, templates and
+    docs packages)."""
+    base = set(host_requirements(base_comfy))
+    pins = [r for r in host_requirements(comfy) if "==" in r and r not in base]
+    root = cache_dir() / f"venv-{version}"
+    py = root / "bin" / "python"
+    wanted = hashlib.sha256(json.dumps([sys.version_info[:2], str(base_py), pins]).encode()).hexdigest()
+    stamp = root / ".zerovideo-stamp"
+    if stamp.is_file() and stamp.read_text().strip() == wanted and py.exists():
+        return py
+    venv.EnvBuilder(with_pip=True, clear=True).create(root)
+    purelib = lambda exe: subprocess.check_output(  # noqa: E731
+        [str(exe), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True).strip()
+    Path(purelib(py), "zz_zerovideo_base_host.pth").write_text(purelib(base_py) + "\n")
+    if pins:
+        run([py, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps", "--ignore-installed",
+             *pins])
+    stamp.write_text(wanted + "\n")
+    return py
+
+
+def test_old_hosts(base_comfy: Path, base_py: Path) -> int:
+    """The HTTP workflow tests on every older host whose archive is present; 0 when all pass."""
+    rc = 0
+    for version in OLD_HOSTS:
+        comfy = ensure_old_comfyui(version)
+        if comfy is None:
+            log(f"ComfyUI {version}: no archive in {shared_hosts_dir()}; its HTTP workflow tests are skipped")
+            continue
+        py = ensure_old_venv(version, comfy, base_comfy, base_py)
+        log(f"HTTP workflow tests on ComfyUI {version}")
+        env = child_env(comfy)
+        code = subprocess.call([str(py), "-m", "pytest", "-p", "no:cacheprovider", *OLD_HOST_TESTS], cwd=REPO,
+                               env=env)
+        log(f"ComfyUI {version}: HTTP workflow tests {'passed' if code == 0 else f'FAILED (exit {code})'}")
+        rc = rc or code
+    return rc
+
+
 def ensure_tools() -> Path:
     """A venv with comfy-cli; returns the path of its `comfy` command."""
     tools = cache_dir() / "tools-venv"
@@ -242,7 +323,10 @@ def main(argv: list[str]) -> int:
         if missing:
             log(missing + " (the UI tests are skipped without it)")
             env["ZEROVIDEO_NO_BROWSER"] = missing
-        return subprocess.call([str(py), "-m", "pytest", *rest], cwd=REPO, env=env)
+        rc = subprocess.call([str(py), "-m", "pytest", *rest], cwd=REPO, env=env)
+        if rest or rc != 0 or os.environ.get("ZEROVIDEO_COMFYUI"):
+            return rc  # a chosen selection, a failure, or the user's own ComfyUI: the pinned host's result only
+        return test_old_hosts(comfy, py)
     if cmd == "run":
         return subprocess.call([str(py), "-m", "scripts.run_workflow", *rest], env=env)
     if cmd == "workflows":

@@ -24,7 +24,8 @@ EXAMPLES = {
     "ZeroVideo.DependencyNoise": "`workflows/zs2_text_to_video.json`: NOISE → SamplerCustomAdvanced.",
     "ZeroVideo.DependencyNoiseModel": "Checkpoint → this → KSampler with a latent batch of frames.",
     "ZeroVideo.TemporalMomentumAttention": "`workflows/zs2_text_to_video.json`, `workflows/zs2_lambda_mu_sweep.json`.",
-    "ZeroVideo.SelfCascadeInterpolate": "`workflows/zerosmooth_svd_x2.json`: GUIDER and LATENT → SamplerCustomAdvanced.",
+    "ZeroVideo.SelfCascadeInterpolate":
+        "`workflows/zerosmooth_svd_x2.json`: GUIDER and LATENT → SamplerCustomAdvanced.",
     "ZeroVideo.HiddenStateCorrection": "`workflows/zerosmooth_direct_vs_corrected.json` shows its effect.",
     "ZeroVideo.ExVideoTemporalExtend": "`workflows/exvideo_svd_128_frames.json` (weights), "
                                        "`workflows/exvideo_svd_training_free.json` (no weights).",

@@ -391,7 +391,8 @@ def exvideo_128_frames() -> Graph:
         "# ExVideo: SVD-XT to 128 frames\nThe released ExVideo weights (ExVideo-SVD-128f-v1.safetensors in "
         "models/exvideo/) on stock SVD-XT: 128 frames at 512², fps 30, motion bucket 127, augmentation 0.02, Euler / "
         "Karras 50 steps, constant CFG 2 (no linear CFG ramp), and ExVideo's latent renorm (contrast 1.2) before "
-        "decoding. Needs a lot of memory: ~128 frames of SVD at once; the decode goes in temporal tiles.", "weights", EXVIDEO_FILE, 128)
+        "decoding. Needs a lot of memory: ~128 frames of SVD at once; the decode goes in temporal tiles.", "weights",
+        EXVIDEO_FILE, 128)
 
 
 def exvideo_training_free() -> Graph:

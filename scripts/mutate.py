@@ -241,7 +241,8 @@ def write_report(command: str, merge: bool) -> int:
     if previous:
         files = dict(previous["files"], **files)
     groups = summarise(files)
-    report = {"benchmark": "mutation", "tool": "mutmut 2.5.1", "when": datetime.datetime.now().isoformat(" ", "seconds"),
+    report = {"benchmark": "mutation", "tool": "mutmut 2.5.1",
+              "when": datetime.datetime.now().isoformat(" ", "seconds"),
               "command": command, "groups": groups, "files": files}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(report, indent=2) + "\n")

@@ -250,7 +250,6 @@ def exvideo_extension(model, frames: int = 128, seed: int = 0, perturb: float = 
     from scripts.comfy_env import import_pack
     import_pack()
     X = importlib.import_module("zerovideo.kernels.exvideo")
-    base = getattr(model, "model", model)
     sd = stock_state_dict(model)
     g = torch.Generator().manual_seed(seed)
 
@@ -385,8 +384,9 @@ CONTROLNET_NAME = "zerovideo_tiny_controlnet_sd15.safetensors"
 IP2P_NAME = "zerovideo_tiny_ip2p_sd15.safetensors"
 EXVIDEO_NAME = "zerovideo_tiny_exvideo_128f.safetensors"
 SD3_NAME = "zerovideo_tiny_sd3_mmdit.safetensors"
-BUILDERS = {SD15_NAME: build_sd15_checkpoint, SVD_NAME: build_svd_checkpoint, CONTROLNET_NAME: build_controlnet_checkpoint,
-            IP2P_NAME: build_ip2p_checkpoint, EXVIDEO_NAME: build_exvideo_extension, SD3_NAME: build_sd3_diffusion_model}
+BUILDERS = {SD15_NAME: build_sd15_checkpoint, SVD_NAME: build_svd_checkpoint,
+            CONTROLNET_NAME: build_controlnet_checkpoint, IP2P_NAME: build_ip2p_checkpoint,
+            EXVIDEO_NAME: build_exvideo_extension, SD3_NAME: build_sd3_diffusion_model}
 FOLDERS = {SD15_NAME: "checkpoints", SVD_NAME: "checkpoints", CONTROLNET_NAME: "controlnet", IP2P_NAME: "checkpoints",
            EXVIDEO_NAME: "exvideo", SD3_NAME: "diffusion_models"}
 

@@ -111,7 +111,8 @@ def server(tiny_checkpoints, node_ids, tmp_path_factory):
         srv.client().upload(write_sample_clip(srv.workdir / INPUT_CLIP), INPUT_CLIP)  # Load Video's sample clip
         stats = srv.client().system_stats()["system"]
         HOST_FACTS.append(f"ComfyUI test host: ComfyUI {stats.get('comfyui_version')} booted at {srv.url} "
-                          f"(python {stats.get('python_version', '').split()[0]}, torch {stats.get('pytorch_version')}); "
+                          f"(python {stats.get('python_version', '').split()[0]}, "
+                          f"torch {stats.get('pytorch_version')}); "
                           f"ZeroVideo loaded with {len(node_ids)} node(s): {', '.join(node_ids)}")
         yield srv
     finally:

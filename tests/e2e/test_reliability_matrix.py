@@ -55,7 +55,8 @@ EXECUTION = [
     ("input clip frame count differs", ZS_VIDEO, ["ZeroVideo.SelfCascadeInterpolate.key_frames=4"],
      "Self-Cascade Interpolate: key_frames is 4, but key_frames_video has 8 frames"),
     # node 5 takes the clip's first frames: asking for 12 of the 8-frame sample clip is a clip that is too short
-    ("input clip shorter than the key frames", ZS_VIDEO, ["5.length=12", "ZeroVideo.SelfCascadeInterpolate.key_frames=12"],
+    ("input clip shorter than the key frames", ZS_VIDEO,
+     ["5.length=12", "ZeroVideo.SelfCascadeInterpolate.key_frames=12"],
      "Self-Cascade Interpolate: key_frames is 12, but key_frames_video has 8 frames"),
     ("input clip size differs", ZS_VIDEO, ["ImageScale.width=128"],
      "Self-Cascade Interpolate: key_frames_video is 128x64 px"),

@@ -88,8 +88,8 @@ def test_training_free_modes_are_exact_below_25_frames_and_run_beyond(ex, svd, m
     pos, neg = svd_conds(svd, 2, 2)
     noise = torch.randn(12, 4, 2, 2, generator=gen(5))
     m = ex.ExVideoTemporalExtend.execute(model=svd, mode=mode, extension=ex.NO_FILE).args[0]
-    torch.testing.assert_close(sample(m, noise, pos, neg, steps=1, cfg=2.0), sample(svd, noise, pos, neg, steps=1, cfg=2.0),
-                               rtol=0, atol=1e-5)
+    torch.testing.assert_close(sample(m, noise, pos, neg, steps=1, cfg=2.0),
+                               sample(svd, noise, pos, neg, steps=1, cfg=2.0), rtol=0, atol=1e-5)
     long = sample(m, torch.randn(40, 4, 2, 2, generator=gen(6)), pos, neg, steps=1, cfg=2.0)
     assert torch.isfinite(long).all()
 

@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from zv_testing import assert_close_scaled, cross_frame, gen, recording_ancestral, sample, sd15_conds
+from zv_testing import assert_close_scaled, cross_frame, gen, recording_ancestral, sd15_conds
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +188,6 @@ def test_graph_form_equals_the_one_node_sampler(t2vz, sd15, family):
     """The workflow t2vz_graph_form (KSamplerAdvanced → Motion Latent Warp → KSamplerAdvanced) and the
     Text2Video-Zero Sampler are the same procedure: with zero motion and the same re-noise noise every frame
     agrees. On flow models this fails if the warp node re-noises the handed-over latent in the wrong units."""
-    import comfy.sample
     from scripts import tiny_models
     from zerovideo.kernels import warp
     if family == "sd15":

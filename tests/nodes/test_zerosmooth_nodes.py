@@ -97,9 +97,11 @@ def test_bad_inputs_are_clear_errors(zs, svd, comfy):
         zs.SelfCascadeInterpolate.execute(model=tiny_models.tiny_sd15(), positive=pos, negative=neg, factor="x2",
                                           key_frames=T0, cfg=2.0, color_fix=False)
     assert "factor must be one of x2, x4" in zs.SelfCascadeInterpolate.validate_inputs(factor="x3")
-    with pytest.raises(ValueError, match="Self-Cascade Interpolate: key_frames is 4, but key_frames_video has 3 frames"):
+    with pytest.raises(ValueError,
+                       match="Self-Cascade Interpolate: key_frames is 4, but key_frames_video has 3 frames"):
         cascade(zs, svd, video={"samples": torch.zeros(3, 4, SIZE, SIZE)})
-    with pytest.raises(ValueError, match="Self-Cascade Interpolate: key_frames_video is 32x32 px but the conditioning image is 16x16"):
+    with pytest.raises(ValueError, match="Self-Cascade Interpolate: key_frames_video is 32x32 px but the "
+                                         "conditioning image is 16x16"):
         cascade(zs, svd, video={"samples": torch.zeros(T0, 4, 4, 4)})
     guider, latent = zs.SelfCascadeInterpolate.execute(model=svd, positive=pos, negative=neg, factor="x2",
                                                        key_frames=T0, cfg=2.0, color_fix=False).args[:2]

@@ -21,7 +21,8 @@ def test_host_module_failures_are_not_the_packs_even_inside_a_clone_named_like_i
     fake = server_with_log(tmp_path / "srv", text)
     assert fake.import_failures() == []
     if not any("Cannot import" in line or "IMPORT FAILED" in line for line in host_lines):  # torchaudio present
-        text += f"\nCannot import {moved}/comfy_extras/nodes_audio.py module for custom nodes: No module named 'torchaudio'\n"
+        text += (f"\nCannot import {moved}/comfy_extras/nodes_audio.py module for custom nodes: "
+                 f"No module named 'torchaudio'\n")
         assert server_with_log(tmp_path / "srv2", text).import_failures() == []
 
 

@@ -63,7 +63,8 @@ def test_the_post_tuning_cli_runs_from_the_archive(archive, tmp_path):
     folder, _ = archive
     (tmp_path / "clips").mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("ZEROVIDEO_COMFYUI_DIR", "ZEROVIDEO_COMFYUI")}
-    r = subprocess.run([sys.executable, "-m", "scripts.exvideo_posttune", "--comfyui", os.environ["ZEROVIDEO_COMFYUI_DIR"],
+    r = subprocess.run([sys.executable, "-m", "scripts.exvideo_posttune",
+                        "--comfyui", os.environ["ZEROVIDEO_COMFYUI_DIR"],
                         "--checkpoint", str(tmp_path / "svd.ckpt"), "--videos", str(tmp_path / "clips"),
                         "--out", str(tmp_path / "ext.safetensors"), "--device", "cpu"],
                        cwd=folder, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
@@ -78,3 +79,7 @@ def test_pyproject_declares_what_the_registry_needs():
     assert "comfyui" not in project["name"].lower()
     assert {"torch", "einops", "numpy"} <= {d.split(">")[0].split("=")[0] for d in project["dependencies"]}
     assert comfy["PublisherId"] and comfy["DisplayName"] and comfy["requires-comfyui"].startswith(">=")
+    # the floor is the oldest host the tests run on (scripts/host.py: the pinned host and the older ones)
+    from scripts import host
+    tested = [host.HOST_COMFYUI_VERSION, *host.OLD_HOSTS]
+    assert comfy["requires-comfyui"] == ">=" + min(tested, key=lambda v: tuple(map(int, v.split("."))))

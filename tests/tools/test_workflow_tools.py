@@ -21,7 +21,7 @@ def ui(nodes, links):
 
 def node(nid, typ, widgets=(), inputs=(), mode=0, outputs=()):
     return {"id": nid, "type": typ, "mode": mode, "widgets_values": list(widgets),
-            "inputs": [{"name": n, "type": t, "link": l} for n, t, l in inputs],
+            "inputs": [{"name": n, "type": t, "link": link} for n, t, link in inputs],
             "outputs": [{"name": t, "type": t, "links": []} for t in outputs]}
 
 

@@ -35,7 +35,8 @@ def chromium_binary() -> str:
         path = shutil.which(name)
         if path:
             return path
-    why = os.environ.get("ZEROVIDEO_NO_BROWSER") or f"the UI test needs headless Chromium: apt-get install {BROWSER_PACKAGE}"
+    why = (os.environ.get("ZEROVIDEO_NO_BROWSER")
+           or f"the UI test needs headless Chromium: apt-get install {BROWSER_PACKAGE}")
     if os.environ.get("CI") or os.environ.get("ZEROVIDEO_REQUIRE_UI"):
         pytest.fail(why)  # CI installs it (scripts/host.py test): a missing browser there is a failure
     pytest.skip(why)
@@ -195,7 +196,8 @@ def test_workflow_loads_renders_and_runs_from_the_ui(browser, client, object_inf
     ours = browser.js("""JSON.stringify(app.graph._nodes.filter(n => n.type.startsWith('ZeroVideo.')).map(n => {
         const d = n.constructor.nodeData;
         const inputs = Object.assign({}, d.input.required || {}, d.input.optional || {});
-        return {type: n.type, untipped: Object.entries(inputs).filter(([k, v]) => !(v[1] && v[1].tooltip)).map(([k]) => k),
+        return {type: n.type,
+                untipped: Object.entries(inputs).filter(([k, v]) => !(v[1] && v[1].tooltip)).map(([k]) => k),
                 outputs: (d.output_tooltips || []).filter(t => !t).length, description: !!d.description,
                 widgets: (n.widgets || []).length, size: [n.size[0], n.size[1]]};
     }))""")
