@@ -50,7 +50,7 @@ class CrossFrameAttn1(_patching.FrameKVPatch):
         firsts = [cache.get((where, kind)) for kind in kinds]
         if any(f is None or f[0] != sigma for f in firsts):
             return None  # frame 0 not seen yet at this step: fall back to the window's own first frame
-        return torch.stack([f[1] for f in firsts])
+        return torch.stack([f[1].to(x) for f in firsts])  # .to: a multi-GPU step may run it on another device
 
 
 class _ControlNetState:

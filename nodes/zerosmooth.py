@@ -319,14 +319,16 @@ class CorrectionAttention:
         w = self.strength(run)
         if w == 0 and last:
             return full(q, k, v)
-        prev_q = torch.stack([p[0] for p in prev]).to(q.dtype)  # (chunks, K, ...) along `dim`
+        # (chunks, K, ...) along `dim`; .to(q): with newer ComfyUI's MultiGPU CFG Split a cond may run on another
+        # device than at the previous stage
+        prev_q = torch.stack([p[0].to(q) for p in prev])
         if self_attn:
             pair_op = Z.pick_pair_operator(run.seed, run.step)
             kv_op = functools.partial(Z.correct_kv, op=pair_op, dim=dim, loop=self.loop) if spatial \
                 else functools.partial(Z.correct_q, dim=dim)
             q_hat = Z.correct_q(per_chunk(q), prev_q, dim)
-            k_hat = kv_op(per_chunk(k), torch.stack([p[1] for p in prev]).to(k.dtype))
-            v_hat = kv_op(per_chunk(v), torch.stack([p[2] for p in prev]).to(v.dtype))
+            k_hat = kv_op(per_chunk(k), torch.stack([p[1].to(k) for p in prev]))
+            v_hat = kv_op(per_chunk(v), torch.stack([p[2].to(v) for p in prev]))
             if not last:
                 for c, kind in enumerate(kinds):
                     run.captured[(where, kind)] = (q_hat[c], k_hat[c], v_hat[c])
