@@ -48,9 +48,9 @@ TARGETS: dict[str, tuple[list[str] | None, list[str]]] = {
     "nodes/utility.py": (["frames_that_fit", "TemporalTiledVAEDecode.validate_inputs",
                           "TemporalTiledVAEDecode.execute"], ["tests/nodes/test_tiled_decode.py"]),
     "nodes/_patching.py": (["video_groups", "spatial_layout", "SigmaRange.active", "FramePositions.__call__",
-                            "compute_dtype"],
+                            "compute_dtype", "_position", "argument", "with_argument"],
                            ["tests/nodes/test_cross_frame_attention.py", "tests/nodes/test_zerosmooth_nodes.py",
-                            "tests/nodes/test_weight_dtypes.py"]),
+                            "tests/nodes/test_weight_dtypes.py", "tests/nodes/test_wrapper_arguments.py"]),
 }
 
 
