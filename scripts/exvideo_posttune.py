@@ -25,9 +25,11 @@ Recipe (ExVideo's, [ref] in ALGORITHMS.md):
     SVD_img2vid_Conditioning: CLIP-vision embedding of the clean frame, VAE latent of the frame plus
     pixel noise × 0.02 (`--augmentation`, also passed as augmentation_level), fps 30 (`--fps`);
   * motion bucket id from the pixel std over time: s = mean over pixels of std_t(frames), pixels in
-    [-1, 1]; bucket = round(127·sqrt(min(s / 0.44, 1))), clamped to [1, 127]. 0.44 is where ExVideo's
-    bucket table reaches 127 (SVD's default); the square root spreads the (common) low-motion clips over
-    the lower buckets. `--motion-bucket N` fixes it instead;
+    [-1, 1], looked up in the released training's 128-entry threshold table (`--motion-mapping table`, the
+    default: bucket = the last entry ≤ s; s = 0.03 → 9). `--motion-mapping sqrt` is this script's earlier
+    rule, round(127·sqrt(min(s / 0.44, 1))) clamped to [1, 127] (0.44 ≈ the table's last entry), which puts
+    low-motion clips in higher buckets than the released weights learned (s = 0.03 → 33): use it only to
+    continue a run started with it. `--motion-bucket N` fixes the id instead;
   * σ = (σmax^(1/7) + u·(σmin^(1/7) − σmax^(1/7)))^7 with u ~ U(0, 1), σ ∈ [0.002, 700] (the continuous
     Karras schedule of SVD's EDM parameterisation), one σ for the whole clip; x_σ = x0 + σ·ε;
   * loss = sqrt(1 + σ²)/σ · mean((D(x_σ; σ) − 1.01·x0)²): the x0 prediction of ComfyUI's V_PREDICTION_EDM
@@ -74,6 +76,7 @@ measurement):
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
 import functools
 import importlib
@@ -96,8 +99,30 @@ if str(REPO) not in sys.path:  # `python scripts/exvideo_posttune.py` as well as
 # recipe constants (ALGORITHMS.md §4.2)
 SIGMA_MIN, SIGMA_MAX, KARRAS_RHO = 0.002, 700.0, 7.0
 TARGET_SCALE = 1.01  # x0 target = latents × 1.01
-MOTION_FULL_STD = 0.44  # temporal pixel std (pixels in [-1, 1]) that maps to motion bucket 127
+MOTION_FULL_STD = 0.44  # `--motion-mapping sqrt`: temporal pixel std (pixels in [-1, 1]) that maps to bucket 127
 MOTION_MAX_BUCKET = 127
+# The released training's motion buckets: bucket i holds temporal pixel stds in [MOTION_THRESHOLDS[i],
+# MOTION_THRESHOLDS[i + 1]), the last one everything above. The figures are DiffSynth-Studio's
+# (examples/ExVideo/ExVideo_svd_train.py, MotionBucketManager.thresholds, read 2026-12-02).
+MOTION_THRESHOLDS = (
+    0.000000000, 0.012205946, 0.015117834, 0.018080613, 0.020614484, 0.021959992, 0.024088068, 0.026323952,
+    0.028277775, 0.029968588, 0.031836554, 0.033596724, 0.035121530, 0.037200287, 0.038914755, 0.040696491,
+    0.042368013, 0.044265781, 0.046311017, 0.048243891, 0.050294187, 0.052142400, 0.053634230, 0.055612389,
+    0.057594258, 0.059410289, 0.061283995, 0.063603796, 0.065192916, 0.067146860, 0.069066539, 0.070390493,
+    0.072588451, 0.073959745, 0.075889029, 0.077695683, 0.079783581, 0.082162730, 0.084092639, 0.085958421,
+    0.087700523, 0.089684933, 0.091688842, 0.093335517, 0.094987206, 0.096664011, 0.098314710, 0.100262381,
+    0.101984538, 0.103404313, 0.105280340, 0.106974818, 0.109028399, 0.111164779, 0.113065213, 0.114362158,
+    0.116407216, 0.118063427, 0.119524263, 0.121835820, 0.124242283, 0.126202747, 0.128989249, 0.131672353,
+    0.133417681, 0.135567948, 0.137313649, 0.139189199, 0.140912935, 0.143525436, 0.145718485, 0.148315132,
+    0.151039496, 0.153218940, 0.155252382, 0.157651082, 0.159966752, 0.162195817, 0.164811596, 0.167341709,
+    0.170251891, 0.172651157, 0.175550997, 0.178372145, 0.181039348, 0.183565900, 0.186599866, 0.190071866,
+    0.192574754, 0.195026234, 0.198099136, 0.200210452, 0.202522039, 0.205410406, 0.208610669, 0.211623028,
+    0.214723110, 0.218520239, 0.222194016, 0.225363150, 0.229384825, 0.233422622, 0.237012610, 0.240735114,
+    0.243622541, 0.247465774, 0.252190471, 0.257356376, 0.261856794, 0.266556412, 0.271076709, 0.277361482,
+    0.281250387, 0.286582440, 0.291158527, 0.296712339, 0.303008437, 0.311793238, 0.318485111, 0.326999635,
+    0.332138240, 0.341770738, 0.354188830, 0.365194678, 0.379234344, 0.401538879, 0.416078776, 0.440871328,
+)
+MOTION_MAPPINGS = ("table", "sqrt")
 
 PYAV_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
 PIL_SUFFIXES = {".webp", ".gif", ".png", ".apng"}  # animated images: PIL reads their frames directly
@@ -150,7 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augmentation", type=float, default=0.02,
                    help="noise augmentation of the condition frame (default 0.02)")
     p.add_argument("--motion-bucket", type=int, default=None,
-                   help="fixed motion bucket id (default: from the clip's pixel std, see the docstring)")
+                   help="fixed motion bucket id (default: from the clip's pixel std, see --motion-mapping)")
+    p.add_argument("--motion-mapping", choices=MOTION_MAPPINGS, default="table",
+                   help="pixel std → motion bucket. table (default): the released training's 128-entry "
+                        "threshold table (std 0.03 → bucket 9). sqrt: this script's earlier rule, "
+                        "round(127·sqrt(std/0.44)) (std 0.03 → 33), for continuing a run started with it")
     p.add_argument("--save-dtype", choices=sorted(PRECISIONS), default="fp16",
                    help="dtype of the --out file (default fp16, like the released file)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data/noise generator (default 0)")
@@ -331,12 +360,26 @@ class VideoFolder:
 
 # --- recipe pieces ---------------------------------------------------------------------------------------
 
-def motion_bucket(pixels: torch.Tensor) -> int:
-    """Motion bucket id from the temporal pixel std (pixels (T, H, W, C) in [0, 1]); see the docstring."""
+def motion_score(pixels: torch.Tensor) -> float:
+    """Mean over pixels and channels of the std over frames, pixels (T, H, W, C) in [0, 1] taken to [-1, 1]."""
     if pixels.shape[0] < 2:
-        return 1
-    score = float((pixels.float() * 2 - 1).std(dim=0).mean())
-    return max(1, min(MOTION_MAX_BUCKET, round(MOTION_MAX_BUCKET * math.sqrt(min(score / MOTION_FULL_STD, 1.0)))))
+        return 0.0
+    return float((pixels.float() * 2 - 1).std(dim=0).mean())
+
+
+def bucket_of_score(score: float, mapping: str = "table") -> int:
+    """Motion bucket id of a motion score; see --motion-mapping."""
+    if mapping == "table":
+        return bisect.bisect_right(MOTION_THRESHOLDS, score) - 1 if score >= 0 else 0
+    if mapping == "sqrt":
+        return max(1, min(MOTION_MAX_BUCKET, round(MOTION_MAX_BUCKET * math.sqrt(min(score / MOTION_FULL_STD,
+                                                                                         1.0)))))
+    raise ValueError(f"unknown motion mapping {mapping!r}; choose one of {', '.join(MOTION_MAPPINGS)}")
+
+
+def motion_bucket(pixels: torch.Tensor, mapping: str = "table") -> int:
+    """Motion bucket id from the temporal pixel std (pixels (T, H, W, C) in [0, 1]); see the docstring."""
+    return bucket_of_score(motion_score(pixels), mapping)
 
 
 def karras_sigma(u: float) -> float:
@@ -449,7 +492,7 @@ class PostTuner:
 
     def __init__(self, models: Models, extension: dict[str, torch.Tensor], *, device="cpu", precision="fp32",
                  grad_checkpointing=False, lr=1e-5, weight_decay=0.01, fps=30, augmentation=0.02,
-                 motion_bucket_id: int | None = None, name="extension"):
+                 motion_bucket_id: int | None = None, motion_mapping: str = "table", name="extension"):
         import comfy.ldm.modules.diffusionmodules.openaimodel as openaimodel
         import comfy.utils
         X = _pack("kernels.exvideo")
@@ -460,6 +503,7 @@ class PostTuner:
         self.precision = precision
         self.autocast_dtype = PRECISIONS[precision]
         self.fps, self.augmentation, self.fixed_bucket = fps, augmentation, motion_bucket_id
+        self.motion_mapping = motion_mapping
         self.model = models.model.model  # the BaseModel; its diffusion_model is trained
         blocks = patching.require_svd(models.model, "ExVideo post-tuning")
         # the node's own checks: layout, completeness, channel sizes (raises with a message naming the file)
@@ -523,7 +567,7 @@ class PostTuner:
         if self.augmentation > 0:
             first = first + torch.randn(first.shape, generator=gen) * self.augmentation
         concat = vae.encode(first).float().to(self.device)
-        bucket = self.fixed_bucket if self.fixed_bucket is not None else motion_bucket(pixels)
+        bucket = self.fixed_bucket if self.fixed_bucket is not None else motion_bucket(pixels, self.motion_mapping)
         y = model.encode_adm(fps=self.fps, motion_bucket_id=bucket, augmentation_level=self.augmentation)
         context = self._image_embedding(clip)[:, None]
         return Condition(latents, concat, context, y.float().to(self.device), bucket)
@@ -722,6 +766,7 @@ def run(args, models: Models | None = None, log=print) -> Result:
     tuner = PostTuner(models, extension, device=device, precision=args.precision,
                       grad_checkpointing=args.grad_checkpointing, lr=args.lr, weight_decay=args.weight_decay,
                       fps=args.fps, augmentation=args.augmentation, motion_bucket_id=args.motion_bucket,
+                      motion_mapping=args.motion_mapping,
                       name=str(found or args.init or "the initial extension"))
     gen = torch.Generator().manual_seed(args.seed)
     step, ema, ema_updates = 0, None, 0
@@ -754,7 +799,7 @@ def run(args, models: Models | None = None, log=print) -> Result:
         info = {"checkpoint": str(Path(args.checkpoint).resolve()), "base": models.name, "frames": args.frames,
                 "table_frames": rows, "size": args.size, "lr": args.lr, "ema": args.ema,
                 "ema_updates": ema_updates, "precision": args.precision, "seed": args.seed,
-                "steps": args.steps}
+                "steps": args.steps, "motion_mapping": args.motion_mapping}
         save_state(state_dir, step, tuner, ema if args.ema > 0 else None, gen, info)
         export(weights)
 

@@ -149,11 +149,39 @@ def test_recipe_pieces(pt):
     assert pt.karras_sigma(0.0) == pytest.approx(700.0) and pt.karras_sigma(1.0) == pytest.approx(0.002)
     assert pt.loss_weight(1.0) == pytest.approx(2 ** 0.5)
     still = torch.full((8, 4, 4, 3), 0.5)
-    assert pt.motion_bucket(still) == 1
+    assert pt.motion_bucket(still) == 0 and pt.motion_bucket(still, "sqrt") == 1
     flicker = torch.zeros(8, 4, 4, 3)
     flicker[::2] = 1.0
-    assert pt.motion_bucket(flicker) == 127
+    assert pt.motion_bucket(flicker) == 127 and pt.motion_bucket(flicker, "sqrt") == 127
     assert 1 < pt.motion_bucket(still + 0.05 * torch.randn(8, 4, 4, 3, generator=gen(0))) < 127
+
+
+def released_bucket(pt, score):
+    """The released training's rule, as its description gives it: the first bucket whose next threshold is above
+    the score; past the last threshold, the last bucket."""
+    for i in range(len(pt.MOTION_THRESHOLDS) - 1):
+        if pt.MOTION_THRESHOLDS[i + 1] > score:
+            return i
+    return len(pt.MOTION_THRESHOLDS) - 1
+
+
+def test_motion_buckets_follow_the_released_threshold_table(pt):
+    table = pt.MOTION_THRESHOLDS
+    assert len(table) == 128 and list(table) == sorted(table) and table[0] == 0.0
+    assert table[9] == 0.029968588 and table[127] == 0.440871328  # spot checks against the published figures
+    assert pt.bucket_of_score(0.03) == 9 and pt.bucket_of_score(0.03, "sqrt") == 33
+    scores = [0.0, 0.005, 0.44, 0.4409, 0.45, 2.0, *table, *[(a + b) / 2 for a, b in zip(table, table[1:])]]
+    assert [pt.bucket_of_score(s) for s in scores] == [released_bucket(pt, s) for s in scores]
+    # a clip whose every pixel alternates by ±d around grey over 8 frames: temporal std (pixels in [-1, 1],
+    # unbiased) d·sqrt(8/7); d chosen for std 0.03 → bucket 9 (the sqrt rule gave 33)
+    d = 0.03 * (7 / 8) ** 0.5
+    clip = torch.full((8, 4, 4, 3), 0.5)
+    clip[0::2] += d / 2
+    clip[1::2] -= d / 2
+    assert pt.motion_score(clip) == pytest.approx(0.03, rel=1e-5)
+    assert pt.motion_bucket(clip) == 9 and pt.motion_bucket(clip, "sqrt") == 33
+    with pytest.raises(ValueError, match="unknown motion mapping 'cube'; choose one of table, sqrt"):
+        pt.bucket_of_score(0.1, "cube")
 
 
 def test_initial_extension_reproduces_the_stock_model(pt, base):
@@ -340,3 +368,29 @@ def test_init_file_is_the_starting_point(pt, X, base, videos, tmp_path):
     with pytest.raises(ValueError, match="holds 4 frames, fewer than --frames 8"):
         pt.run(pt.build_parser().parse_args(argv(videos, tmp_path / "x.safetensors", "--init",
                                                  str(tmp_path / "short.safetensors"))), fresh_models(pt, base))
+
+
+def test_the_motion_mapping_flag_reaches_the_tuner(pt):
+    args = pt.build_parser().parse_args(["--checkpoint", "svd.safetensors", "--videos", "clips",
+                                         "--out", "ext.safetensors"])
+    assert args.motion_mapping == "table"  # the released recipe by default
+    args = pt.build_parser().parse_args(["--checkpoint", "svd.safetensors", "--videos", "clips",
+                                         "--out", "ext.safetensors", "--motion-mapping", "sqrt"])
+    assert args.motion_mapping == "sqrt"
+
+
+def test_the_tuner_conditions_on_the_bucket_of_its_motion_mapping(pt, base):
+    """The conditioning of a clip carries the table's bucket by default, the sqrt rule's with that mapping."""
+    from scripts import tiny_models
+    d = 0.03 * (7 / 8) ** 0.5  # temporal std 0.03 (see the table test): bucket 9, or 33 by the sqrt rule
+    pixels = torch.full((FRAMES, 64, 64, 3), 0.5)
+    pixels[0::2] += d / 2
+    pixels[1::2] -= d / 2
+    clip = pt.Clip(Path("clip.mp4"), 0, pixels)
+    for mapping, bucket in (("table", 9), ("sqrt", 33)):
+        models = fresh_models(pt, base)
+        tuner = pt.PostTuner(models, tiny_models.exvideo_extension(models.model, 16, seed=1), motion_mapping=mapping)
+        cond = tuner.condition(clip, torch.Generator().manual_seed(0))
+        assert cond.bucket == bucket
+        assert torch.equal(cond.y, models.model.model.encode_adm(fps=30, motion_bucket_id=bucket,
+                                                                 augmentation_level=0.02).float())
