@@ -22,8 +22,10 @@ Conv3d is always applied, where the node skips an exactly-identity one.
 Recipe (ExVideo's, [ref] in ALGORITHMS.md):
   * a training sample is T consecutive frames (`--frames`, default 128) of a random video, center-cropped
     and resized to `--size`² (default 512); its first frame is the condition image, as in ComfyUI's
-    SVD_img2vid_Conditioning: CLIP-vision embedding of the clean frame, VAE latent of the frame plus
-    pixel noise × 0.02 (`--augmentation`, also passed as augmentation_level), fps 30 (`--fps`);
+    SVD_img2vid_Conditioning: CLIP-vision embedding of the clean frame, VAE latent of the clean frame and
+    augmentation_level 0, as the released training conditions (`--augmentation A` adds pixel noise × A to
+    the frame before encoding and passes A as augmentation_level; this script's earlier default was 0.02,
+    the inference setting ExVideo recommends), fps 30 (`--fps`);
   * motion bucket id from the pixel std over time: s = mean over pixels of std_t(frames), pixels in
     [-1, 1], looked up in the released training's 128-entry threshold table (`--motion-mapping table`, the
     default: bucket = the last entry ≤ s; s = 0.03 → 9). `--motion-mapping sqrt` is this script's earlier
@@ -172,8 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(needed for 128 frames at 512² on 80 GB)")
     p.add_argument("--device", default="auto", help="cuda, cuda:N, mps or cpu (default: cuda if available)")
     p.add_argument("--fps", type=int, default=30, help="fps conditioning (default 30)")
-    p.add_argument("--augmentation", type=float, default=0.02,
-                   help="noise augmentation of the condition frame (default 0.02)")
+    p.add_argument("--augmentation", type=float, default=0.0,
+                   help="noise augmentation of the condition frame, also passed as augmentation_level (default "
+                        "0: the released training's clean first-frame latent; this script used 0.02 before, "
+                        "ExVideo's inference setting)")
     p.add_argument("--motion-bucket", type=int, default=None,
                    help="fixed motion bucket id (default: from the clip's pixel std, see --motion-mapping)")
     p.add_argument("--motion-mapping", choices=MOTION_MAPPINGS, default="table",
@@ -491,7 +495,7 @@ class PostTuner:
     """
 
     def __init__(self, models: Models, extension: dict[str, torch.Tensor], *, device="cpu", precision="fp32",
-                 grad_checkpointing=False, lr=1e-5, weight_decay=0.01, fps=30, augmentation=0.02,
+                 grad_checkpointing=False, lr=1e-5, weight_decay=0.01, fps=30, augmentation=0.0,
                  motion_bucket_id: int | None = None, motion_mapping: str = "table", name="extension"):
         import comfy.ldm.modules.diffusionmodules.openaimodel as openaimodel
         import comfy.utils
@@ -799,7 +803,7 @@ def run(args, models: Models | None = None, log=print) -> Result:
         info = {"checkpoint": str(Path(args.checkpoint).resolve()), "base": models.name, "frames": args.frames,
                 "table_frames": rows, "size": args.size, "lr": args.lr, "ema": args.ema,
                 "ema_updates": ema_updates, "precision": args.precision, "seed": args.seed,
-                "steps": args.steps, "motion_mapping": args.motion_mapping}
+                "steps": args.steps, "motion_mapping": args.motion_mapping, "augmentation": args.augmentation}
         save_state(state_dir, step, tuner, ema if args.ema > 0 else None, gen, info)
         export(weights)
 

@@ -393,4 +393,27 @@ def test_the_tuner_conditions_on_the_bucket_of_its_motion_mapping(pt, base):
         cond = tuner.condition(clip, torch.Generator().manual_seed(0))
         assert cond.bucket == bucket
         assert torch.equal(cond.y, models.model.model.encode_adm(fps=30, motion_bucket_id=bucket,
-                                                                 augmentation_level=0.02).float())
+                                                                 augmentation_level=0.0).float())
+
+
+def test_the_condition_frame_is_clean_by_default_and_noised_with_augmentation(pt, base):
+    """Released recipe: the first frame's latent of the clean frame, augmentation_level 0; --augmentation A adds
+    pixel noise × A (seeded) and passes A on."""
+    from scripts import tiny_models
+    pixels = torch.rand(FRAMES, 64, 64, 3, generator=gen(4))
+    clip = pt.Clip(Path("clip.mp4"), 0, pixels)
+    models = fresh_models(pt, base)
+    args = pt.build_parser().parse_args(["--checkpoint", "a.safetensors", "--videos", "v", "--out", "o.safetensors"])
+    assert args.augmentation == 0.0
+    tuner = pt.PostTuner(models, tiny_models.exvideo_extension(models.model, 16, seed=1))
+    cond = tuner.condition(clip, torch.Generator().manual_seed(0))
+    assert torch.equal(cond.concat, models.vae.encode(pixels[:1]).float())
+    assert torch.equal(cond.y, models.model.model.encode_adm(fps=30, motion_bucket_id=cond.bucket,
+                                                             augmentation_level=0.0).float())
+    noisy = pt.PostTuner(fresh_models(pt, base), tiny_models.exvideo_extension(models.model, 16, seed=1),
+                         augmentation=0.02)
+    cond = noisy.condition(clip, torch.Generator().manual_seed(0))
+    first = pixels[:1] + torch.randn(pixels[:1].shape, generator=torch.Generator().manual_seed(0)) * 0.02
+    assert torch.equal(cond.concat, models.vae.encode(first).float())
+    assert torch.equal(cond.y, models.model.model.encode_adm(fps=30, motion_bucket_id=cond.bucket,
+                                                             augmentation_level=0.02).float())
