@@ -2,6 +2,7 @@
 TAESD (frame by frame), against core VAE Decode and a cross-fade of per-window decodes written out by hand."""
 import pytest
 import torch
+from zv_testing import exactly
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +99,30 @@ def test_bad_inputs_are_refused_by_name(svd_vae):
     assert TemporalTiledVAEDecode.validate_inputs(frames_per_tile=8, overlap=4) is True
     assert TemporalTiledVAEDecode.validate_inputs(frames_per_tile=8, overlap=5) == (
         "overlap (5) must be at most half of frames_per_tile (8), i.e. 4")
-    with pytest.raises(ValueError, match=r"VAE Decode \(Temporal Tiles\): samples has shape \(1, 16, 3, 4, 4\), a "
-                                         r"latent of a video VAE .* use core VAE Decode \(Tiled\) with temporal_size"):
+    with pytest.raises(ValueError, match=exactly(
+            "VAE Decode (Temporal Tiles): samples has shape (1, 16, 3, 4, 4), a latent of a video VAE (frames "
+            "compressed inside it). This node is for frame-batch latents (SVD, SD1.5, SDXL); for video VAEs use core "
+            "VAE Decode (Tiled) with temporal_size.")):
         tiled(svd_vae, {"samples": torch.zeros(1, 16, 3, 4, 4)}, 8, 2)
     bad = latent(4)
     bad["samples"][2, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match=r"VAE Decode \(Temporal Tiles\): samples contains NaN .* frame\(s\) \(2\)"):
         tiled(svd_vae, bad, 8, 2)
+
+
+@pytest.mark.parametrize("fits,frames_per_tile,overlap,windows", [(8, 8, 4, "10 frames in 2 window(s) of 8"),
+                                                                  (1, 8, 4, "10 frames in 10 window(s) of 1")])
+def test_windows_shrink_only_below_what_fits_and_down_to_one_frame(svd_vae, monkeypatch, fits, frames_per_tile,
+                                                                    overlap, windows):
+    import comfy.model_management as mm
+    s = latent(10, seed=5)
+    per_frame = svd_vae.memory_used_decode(s["samples"].shape, svd_vae.vae_dtype)
+    monkeypatch.setattr(mm, "get_free_memory", lambda *a, **k: (fits + 0.5) * per_frame)
+    out = tiled(svd_vae, s, frames_per_tile, overlap)
+    monkeypatch.undo()
+    text = out.ui["text"][0]
+    assert text.startswith(windows)
+    assert ("fit in free memory" in text) == (fits < frames_per_tile)  # exactly as many as fit: no shrinking
+    if fits == 1:  # one frame at a time: each frame decoded alone, no cross-fade
+        ref = torch.cat([by_hand(svd_vae, s["samples"][f:f + 1], [(0, 1)], [[1.0]]) for f in range(10)])
+        assert (out.args[0].double() - ref).abs().max() <= 1e-5
