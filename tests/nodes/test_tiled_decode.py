@@ -110,10 +110,13 @@ def test_bad_inputs_are_refused_by_name(svd_vae):
         tiled(svd_vae, bad, 8, 2)
 
 
-@pytest.mark.parametrize("fits,frames_per_tile,overlap,windows", [(8, 8, 4, "10 frames in 2 window(s) of 8"),
-                                                                  (1, 8, 4, "10 frames in 10 window(s) of 1")])
-def test_windows_shrink_only_below_what_fits_and_down_to_one_frame(svd_vae, monkeypatch, fits, frames_per_tile,
-                                                                    overlap, windows):
+@pytest.mark.parametrize("fits,frames_per_tile,overlap,windows", [
+    (8, 8, 4, "10 frames in 2 window(s) of 8"),
+    (1, 8, 4, "10 frames in 10 window(s) of 1"),
+    (4, 8, 4, "10 frames in 4 window(s) of 4; ComfyUI estimates that 4 frame(s) fit in free memory: windows of 4 "
+              "frames (overlap 2) instead of 8 (overlap 4).")])
+def test_windows_shrink_only_below_what_fits_and_down_to_one_frame(svd_vae, monkeypatch, caplog, fits,
+                                                                    frames_per_tile, overlap, windows):
     import comfy.model_management as mm
     s = latent(10, seed=5)
     per_frame = svd_vae.memory_used_decode(s["samples"].shape, svd_vae.vae_dtype)
@@ -123,6 +126,8 @@ def test_windows_shrink_only_below_what_fits_and_down_to_one_frame(svd_vae, monk
     text = out.ui["text"][0]
     assert text.startswith(windows)
     assert ("fit in free memory" in text) == (fits < frames_per_tile)  # exactly as many as fit: no shrinking
+    logged = [r.getMessage() for r in caplog.records if "fit in free memory" in r.getMessage()]
+    assert logged == ([f"VAE Decode (Temporal Tiles): {text.split('; ', 1)[1]}"] if fits < frames_per_tile else [])
     if fits == 1:  # one frame at a time: each frame decoded alone, no cross-fade
         ref = torch.cat([by_hand(svd_vae, s["samples"][f:f + 1], [(0, 1)], [[1.0]]) for f in range(10)])
         assert (out.args[0].double() - ref).abs().max() <= 1e-5
