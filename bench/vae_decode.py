@@ -112,21 +112,21 @@ def run(device: str = "cpu", full: bool = True, repeats: int = 1):
         vae, model = _model(device, dtype)
         for frames, h, w in CASES:
             z = torch.randn(frames, 4, h // 8, w // 8, generator=torch.Generator().manual_seed(0)).to(dtype)
-            row = {}
+            measured = {}
             for tile in [None, *TILES]:
                 fn = _decoders(model, z, device, tile, None)
                 t0 = time.perf_counter()
                 fn()
                 torch.cuda.synchronize()
-                row[_label(tile)] = {"peak_bytes": _peak(fn, device), "seconds": time.perf_counter() - t0}
-            rows[f"{frames}f_{w}x{h}"] = _ratios(row, frames, T)
+                measured[tile] = {"peak_bytes": _peak(fn, device), "seconds": time.perf_counter() - t0}
+            rows[f"{frames}f_{w}x{h}"] = _row(frames, measured, T)
         notes["measured"] = "torch.cuda.max_memory_allocated, bf16, real decodes"
     else:
         dtype = torch.bfloat16  # what ComfyUI decodes SVD in on current NVIDIA GPUs; halves fp32's bytes
         vae, model = _model("meta", dtype)
         for frames, h, w in CASES:
-            row = {_label(tile): {"peak_bytes": meta_peak(model, frames, h, w, dtype, tile)} for tile in [None, *TILES]}
-            rows[f"{frames}f_{w}x{h}"] = _ratios(row, frames, T)
+            measured = {tile: {"peak_bytes": meta_peak(model, frames, h, w, dtype, tile)} for tile in [None, *TILES]}
+            rows[f"{frames}f_{w}x{h}"] = _row(frames, measured, T)
         notes["measured"] = ("bytes of live tensors on PyTorch's meta device (shapes of the real ComfyUI model, no "
                              "arithmetic), bf16; time not measured on a CPU (the compute ratio is frames decoded)")
         # the count against real allocations: the same decode on real CPU tensors, float32
@@ -157,15 +157,17 @@ def _label(tile) -> str:
     return "whole clip" if tile is None else f"tiles {tile[0]}/{tile[1]}"
 
 
-def _ratios(row: dict, frames: int, T) -> dict:
-    base = row["whole clip"]["peak_bytes"]
-    for label, r in row.items():
-        r["mem_ratio"] = r["peak_bytes"] / base
-        if label != "whole clip":
-            tile = tuple(int(x) for x in label.split()[1].split("/"))
+def _row(frames: int, measured: dict, T) -> dict:
+    """{tile (None: the whole clip): figures} -> {label: figures with the ratios to the whole clip}."""
+    base = measured[None]
+    row = {}
+    for tile, r in measured.items():
+        r["mem_ratio"] = r["peak_bytes"] / base["peak_bytes"]
+        if tile is not None:
             r["frames_decoded_ratio"] = sum(e - s for s, e in T.temporal_tiles(frames, *tile)) / frames
         if "seconds" in r:
-            r["time_ratio"] = r["seconds"] / row["whole clip"]["seconds"]
+            r["time_ratio"] = r["seconds"] / base["seconds"]
+        row[_label(tile)] = r
     return row
 
 

@@ -75,16 +75,23 @@ def is_video_unet(model) -> bool:
 _MISSING = object()
 
 
+@functools.lru_cache(maxsize=256)
+def _positions(fn, skip: int) -> dict[str, int]:
+    """Name → position of the arguments `fn` takes positionally, the first `skip` (a bound method's self) left out.
+    Cached: the wrappers ask at every model call, and a signature costs tens of microseconds."""
+    params = list(inspect.signature(fn).parameters.values())[skip:]
+    return {p.name: i for i, p in enumerate(params) if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
 def _position(executor, name: str) -> int | None:
     """Where the wrapped function takes the argument `name` positionally (None: keyword only / unknown)."""
+    original = getattr(executor, "original", None)
+    # bound methods are new objects at every attribute access: cache by their function
+    fn, skip = (original.__func__, 1) if inspect.ismethod(original) else (original, 0)
     try:
-        params = list(inspect.signature(executor.original).parameters.values())
-    except (AttributeError, TypeError, ValueError):
+        return _positions(fn, skip).get(name)
+    except (TypeError, ValueError):  # no signature (or unhashable): unknown
         return None
-    for i, p in enumerate(params):
-        if p.name == name:
-            return i if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) else None
-    return None
 
 
 def argument(executor, args, kwargs, name: str, default=_MISSING):

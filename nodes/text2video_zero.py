@@ -87,22 +87,19 @@ def cross_frame_controlnet(control_net, mode: str, sigmas: _patching.SigmaRange,
     if not isinstance(control_net, comfy.controlnet.ControlNet) or getattr(control_net, "control_model", None) is None:
         raise ValueError(f"Cross-Frame Attention: control_net must be a standard ControlNet; got "
                          f"{type(control_net).__name__} (ControlLoRA and T2I adapters are not supported).")
-    if not _self_attention_blocks(control_net.control_model):
-        raise ValueError("Cross-Frame Attention: this ControlNet has no self-attention blocks to patch.")
     out = _controlnet_class().copy_of(control_net, _ControlNetState(mode, sigmas, videos))
     return _with_cross_frame_patches(out, control_net.control_model_wrapped.clone())
-
-
-def _self_attention_blocks(control_model) -> list:
-    import comfy.ldm.modules.attention as att
-    return [(name, m) for name, m in control_model.named_modules()
-            if isinstance(m, att.BasicTransformerBlock) and not m.disable_self_attn]
 
 
 def _with_cross_frame_patches(cn, wrapped):
     """`cn` with `wrapped` (a ModelPatcher of cn.control_model) as its model, object patches on each attn1.forward
     reading cn's per-call state."""
-    for name, block in _self_attention_blocks(cn.control_model):
+    import comfy.ldm.modules.attention as att
+    blocks = [(name, m) for name, m in cn.control_model.named_modules()
+              if isinstance(m, att.BasicTransformerBlock) and not m.disable_self_attn]
+    if not blocks:
+        raise ValueError("Cross-Frame Attention: this ControlNet has no self-attention blocks to patch.")
+    for name, block in blocks:
         wrapped.add_object_patch(f"{name}.attn1.forward",
                                  functools.partial(_cross_frame_attn1_forward, block.attn1, cn.zv_state))
     _patching.rebind_on_clone(wrapped)
