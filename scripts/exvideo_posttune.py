@@ -34,6 +34,12 @@ Recipe (ExVideo's, [ref] in ALGORITHMS.md):
     continue a run started with it. `--motion-bucket N` fixes the id instead;
   * σ = (σmax^(1/7) + u·(σmin^(1/7) − σmax^(1/7)))^7 with u ~ U(0, 1), σ ∈ [0.002, 700] (the continuous
     Karras schedule of SVD's EDM parameterisation), one σ for the whole clip; x_σ = x0 + σ·ε;
+  * x0 = the clip's VAE latents × `--latent-scale` (default 0.13025, the scale of DiffSynth-Studio's SVD VAE
+    encoder that the released training used, `SVDVAEEncoder.scaling_factor`; the condition frame's latent stays
+    unscaled, as in both DiffSynth and ComfyUI). `--latent-scale 0.18215` is ComfyUI's SVD latent format, the
+    units ComfyUI's samplers hand the model, and this trainer's earlier target: the released weights learned
+    latents 1.40× smaller than that, so `--init` from the released file with 0.18215 retrains toward another
+    target;
   * loss = sqrt(1 + σ²)/σ · mean((D(x_σ; σ) − 1.01·x0)²): the x0 prediction of ComfyUI's V_PREDICTION_EDM
     denoiser against the clip's latents × 1.01 (ExVideo's "contrast enhance" factor against grey videos);
   * AdamW (lr 1e-5, weight decay 0.01), batch 1, optional gradient checkpointing, fp32/bf16/fp16 autocast;
@@ -101,6 +107,10 @@ if str(REPO) not in sys.path:  # `python scripts/exvideo_posttune.py` as well as
 # recipe constants (ALGORITHMS.md §4.2)
 SIGMA_MIN, SIGMA_MAX, KARRAS_RHO = 0.002, 700.0, 7.0
 TARGET_SCALE = 1.01  # x0 target = latents × 1.01
+# x0 = raw VAE latent × this: DiffSynth-Studio's SVD VAE encoder scale (diffsynth/models/svd_vae_encoder.py,
+# SVDVAEEncoder.scaling_factor), the released ExVideo training's; ComfyUI's SVD latent format uses 0.18215.
+RELEASED_LATENT_SCALE = 0.13025
+COMFYUI_LATENT_SCALE = 0.18215
 MOTION_FULL_STD = 0.44  # `--motion-mapping sqrt`: temporal pixel std (pixels in [-1, 1]) that maps to bucket 127
 MOTION_MAX_BUCKET = 127
 # The released training's motion buckets: bucket i holds temporal pixel stds in [MOTION_THRESHOLDS[i],
@@ -184,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pixel std → motion bucket. table (default): the released training's 128-entry "
                         "threshold table (std 0.03 → bucket 9). sqrt: this script's earlier rule, "
                         "round(127·sqrt(std/0.44)) (std 0.03 → 33), for continuing a run started with it")
+    p.add_argument("--latent-scale", type=float, default=RELEASED_LATENT_SCALE,
+                   help=f"x0 = VAE latent × this (default {RELEASED_LATENT_SCALE}, the released training's scale, "
+                        f"DiffSynth's SVD VAE; {COMFYUI_LATENT_SCALE} = ComfyUI's SVD latent format, the units its "
+                        f"samplers use, and this trainer's earlier target). Keep one scale for a whole run")
     p.add_argument("--save-dtype", choices=sorted(PRECISIONS), default="fp16",
                    help="dtype of the --out file (default fp16, like the released file)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data/noise generator (default 0)")
@@ -206,6 +220,8 @@ def check_args(p: argparse.ArgumentParser, args) -> None:
         p.error("--steps and --checkpoint-every must be ≥ 0")
     if args.out.suffix.lower() != ".safetensors":
         p.error("--out must be a .safetensors file")
+    if not 0.0 < args.latent_scale <= 10.0:
+        p.error("--latent-scale must be in (0, 10] (0.13025 released, 0.18215 ComfyUI's SVD latent format)")
     if args.motion_bucket is not None and not 0 <= args.motion_bucket <= 1023:
         p.error("--motion-bucket must be in [0, 1023]")
 
@@ -480,7 +496,7 @@ def _checkpointed(module, *args, **kwargs):
 
 @dataclass
 class Condition:
-    latents: torch.Tensor  # (T, 4, h, w) x0 in the model's latent space (process_latent_in)
+    latents: torch.Tensor  # (T, 4, h, w) x0: the VAE latents × the latent scale
     concat: torch.Tensor  # (1, 4, h, w) raw VAE latent of the noise-augmented first frame
     context: torch.Tensor  # (1, 1, D) CLIP-vision image embedding of the first frame
     y: torch.Tensor  # (1, 768) fps / motion bucket / augmentation embedding
@@ -496,7 +512,8 @@ class PostTuner:
 
     def __init__(self, models: Models, extension: dict[str, torch.Tensor], *, device="cpu", precision="fp32",
                  grad_checkpointing=False, lr=1e-5, weight_decay=0.01, fps=30, augmentation=0.0,
-                 motion_bucket_id: int | None = None, motion_mapping: str = "table", name="extension"):
+                 motion_bucket_id: int | None = None, motion_mapping: str = "table",
+                 latent_scale: float = RELEASED_LATENT_SCALE, name="extension"):
         import comfy.ldm.modules.diffusionmodules.openaimodel as openaimodel
         import comfy.utils
         X = _pack("kernels.exvideo")
@@ -507,7 +524,7 @@ class PostTuner:
         self.precision = precision
         self.autocast_dtype = PRECISIONS[precision]
         self.fps, self.augmentation, self.fixed_bucket = fps, augmentation, motion_bucket_id
-        self.motion_mapping = motion_mapping
+        self.motion_mapping, self.latent_scale = motion_mapping, float(latent_scale)
         self.model = models.model.model  # the BaseModel; its diffusion_model is trained
         blocks = patching.require_svd(models.model, "ExVideo post-tuning")
         # the node's own checks: layout, completeness, channel sizes (raises with a message naming the file)
@@ -566,7 +583,7 @@ class PostTuner:
         """SVD_img2vid_Conditioning's inputs for a clip, and the clip's latents as the x0 target."""
         vae, model = self.models.vae, self.model
         pixels = clip.pixels
-        latents = model.process_latent_in(vae.encode(pixels).float()).to(self.device)
+        latents = (vae.encode(pixels).float() * self.latent_scale).to(self.device)
         first = pixels[:1]
         if self.augmentation > 0:
             first = first + torch.randn(first.shape, generator=gen) * self.augmentation
@@ -590,15 +607,19 @@ class PostTuner:
             x, sigmas, c_concat=cond.concat.repeat(t, 1, 1, 1), c_crossattn=cond.context.repeat(t, 1, 1),
             y=cond.y.repeat(t, 1), num_video_frames=t, transformer_options={})
 
-    def train_step(self, clip: Clip, gen: torch.Generator) -> dict:
-        cond = self.condition(clip, gen)
-        sigma = karras_sigma(float(torch.rand((), generator=gen)))
-        noise = torch.randn(cond.latents.shape, generator=gen).to(self.device)
+    def loss(self, cond: Condition, sigma: float, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weighted loss, plain MSE) of the clip's latents noised to σ with `noise`."""
         x = cond.latents + sigma * noise
         with self.autocast():
             denoised = self.denoise(x, sigma, cond)
         mse = F.mse_loss(denoised.float(), cond.latents * TARGET_SCALE)
-        loss = mse * loss_weight(sigma)
+        return mse * loss_weight(sigma), mse
+
+    def train_step(self, clip: Clip, gen: torch.Generator) -> dict:
+        cond = self.condition(clip, gen)
+        sigma = karras_sigma(float(torch.rand((), generator=gen)))
+        noise = torch.randn(cond.latents.shape, generator=gen).to(self.device)
+        loss, mse = self.loss(cond, sigma, noise)
         skipped = False
         if self.scaler is not None:
             scale = self.scaler.get_scale()
@@ -770,7 +791,7 @@ def run(args, models: Models | None = None, log=print) -> Result:
     tuner = PostTuner(models, extension, device=device, precision=args.precision,
                       grad_checkpointing=args.grad_checkpointing, lr=args.lr, weight_decay=args.weight_decay,
                       fps=args.fps, augmentation=args.augmentation, motion_bucket_id=args.motion_bucket,
-                      motion_mapping=args.motion_mapping,
+                      motion_mapping=args.motion_mapping, latent_scale=args.latent_scale,
                       name=str(found or args.init or "the initial extension"))
     gen = torch.Generator().manual_seed(args.seed)
     step, ema, ema_updates = 0, None, 0
@@ -783,6 +804,10 @@ def run(args, models: Models | None = None, log=print) -> Result:
             tuner.scaler.load_state_dict(trainer["scaler"])
         gen.set_state(trainer["rng"])
         step = int(state["info"]["step"])
+        saved_scale = float(state["info"].get("latent_scale", COMFYUI_LATENT_SCALE))  # states before the flag
+        if not math.isclose(saved_scale, args.latent_scale, rel_tol=1e-6):
+            raise ValueError(f"the training state {found} was trained with --latent-scale {saved_scale:g}; resume "
+                             f"with the same (a run keeps one target scale) or start a new --resume folder")
         ema, ema_updates = state["ema"], int(state["info"].get("ema_updates", 0))
         log(f"[exvideo_posttune] resumed at step {step} from {found}")
 
@@ -791,7 +816,8 @@ def run(args, models: Models | None = None, log=print) -> Result:
         use_ema = args.ema > 0 and ema is not None
         metadata = {"format": "ExVideo extension (DiffSynth layout)", "tool": "ZeroVideo exvideo_posttune",
                     "base_model": models.name, "frames": rows, "train_frames": args.frames, "size": args.size,
-                    "steps": step, "ema": args.ema if use_ema else "off", "ema_updates": ema_updates}
+                    "steps": step, "ema": args.ema if use_ema else "off", "ema_updates": ema_updates,
+                    "latent_scale": args.latent_scale}
         save_extension(ema if use_ema else weights, args.out, PRECISIONS[args.save_dtype], metadata)
 
     def checkpoint() -> None:
@@ -803,7 +829,8 @@ def run(args, models: Models | None = None, log=print) -> Result:
         info = {"checkpoint": str(Path(args.checkpoint).resolve()), "base": models.name, "frames": args.frames,
                 "table_frames": rows, "size": args.size, "lr": args.lr, "ema": args.ema,
                 "ema_updates": ema_updates, "precision": args.precision, "seed": args.seed,
-                "steps": args.steps, "motion_mapping": args.motion_mapping, "augmentation": args.augmentation}
+                "steps": args.steps, "motion_mapping": args.motion_mapping, "augmentation": args.augmentation,
+                "latent_scale": args.latent_scale}
         save_state(state_dir, step, tuner, ema if args.ema > 0 else None, gen, info)
         export(weights)
 

@@ -417,3 +417,40 @@ def test_the_condition_frame_is_clean_by_default_and_noised_with_augmentation(pt
     assert torch.equal(cond.concat, models.vae.encode(first).float())
     assert torch.equal(cond.y, models.model.model.encode_adm(fps=30, motion_bucket_id=cond.bucket,
                                                              augmentation_level=0.02).float())
+
+
+@pytest.mark.parametrize("flag", [None, 0.18215])
+def test_the_training_target_is_the_vae_latent_at_the_latent_scale(pt, base, flag):
+    """Released recipe: x0 = VAE latent × 0.13025 (DiffSynth's SVD VAE encoder), target 1.01·x0, the condition
+    frame's latent unscaled; `--latent-scale 0.18215` trains in ComfyUI's SVD latent units instead. The loss is
+    the formula written out here on the tuner's own denoiser."""
+    from scripts import tiny_models
+    scale = 0.13025 if flag is None else flag
+    args = pt.build_parser().parse_args(["--checkpoint", "a.safetensors", "--videos", "v", "--out", "o.safetensors",
+                                         *([] if flag is None else ["--latent-scale", str(flag)])])
+    assert args.latent_scale == scale
+    pixels = torch.rand(FRAMES, 64, 64, 3, generator=gen(6))
+    models = fresh_models(pt, base)
+    tuner = pt.PostTuner(models, tiny_models.exvideo_extension(models.model, 16, seed=1),
+                         latent_scale=args.latent_scale)
+    cond = tuner.condition(pt.Clip(Path("clip.mp4"), 0, pixels), torch.Generator().manual_seed(0))
+    raw = models.vae.encode(pixels).float()
+    assert torch.equal(cond.latents, raw * scale)
+    assert torch.equal(cond.concat, models.vae.encode(pixels[:1]).float())
+    sigma, noise = 1.7, torch.randn(raw.shape, generator=gen(7))
+    with torch.no_grad():
+        loss, mse = tuner.loss(cond, sigma, noise)
+        d = tuner.denoise(raw * scale + sigma * noise, sigma, cond)
+    expected = ((d - 1.01 * scale * raw) ** 2).mean()
+    torch.testing.assert_close(mse, expected, rtol=1e-6, atol=0)
+    torch.testing.assert_close(loss, expected * (1 + sigma ** 2) ** 0.5 / sigma, rtol=1e-6, atol=0)
+
+
+def test_resuming_with_another_latent_scale_is_refused(trained, pt, videos, base, tmp_path):
+    result, _ = trained
+    state = tmp_path / "state"
+    import shutil
+    shutil.copytree(result.state_dir, state)
+    with pytest.raises(ValueError, match=r"trained with --latent-scale 0.13025; resume with the same"):
+        pt.run(pt.build_parser().parse_args(argv(videos, tmp_path / "x.safetensors", "--steps", "3", "--resume",
+                                                 str(state), "--latent-scale", "0.18215")), fresh_models(pt, base))
