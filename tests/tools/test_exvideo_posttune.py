@@ -1,4 +1,4 @@
-"""ExVideo post-tuning CLI (scripts/exvideo_posttune.py) on tiny SVD models and synthetic 8-frame videos.
+"""ExVideo post-tuning CLI (training/exvideo_posttune.py) on tiny SVD models and synthetic 8-frame videos.
 
 Most tests use the Python-level tiny SVD (64 channels) with a tiny TAESD and a tiny CLIP vision, passed to
 the training entry point; one test runs the command line on the tiny SVD *checkpoint file*.
@@ -28,7 +28,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def pt(pack):
-    from scripts import exvideo_posttune
+    from training import exvideo_posttune
     return exvideo_posttune
 
 
@@ -126,10 +126,15 @@ def trained(pt, base, videos, tmp_path_factory):
     return pt.run(args, models), before
 
 
-def test_help_runs_without_comfyui():
-    out = subprocess.run([sys.executable, "-m", "scripts.exvideo_posttune", "--help"], capture_output=True, text=True,
+@pytest.mark.parametrize("module", ["training.exvideo_posttune", "scripts.exvideo_posttune"])
+def test_help_runs_without_comfyui(module):
+    """The trainer's home is training/; its earlier name in scripts/ still runs it, and says where it went."""
+    out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
                          cwd=str(Path(__file__).resolve().parents[2]), timeout=120)
     assert out.returncode == 0 and "--grad-checkpointing" in out.stdout and "--resume" in out.stdout
+    assert "usage: python -m training.exvideo_posttune" in out.stdout
+    moved = "the trainer moved to training/exvideo_posttune.py; next time run `python -m training.exvideo_posttune`"
+    assert (moved in out.stderr) == module.startswith("scripts."), out.stderr
 
 
 def test_videos_decode_with_pyav_and_pil_and_short_ones_are_skipped(pt, videos):
