@@ -292,6 +292,20 @@ def _taesd_sd(seed: int) -> dict:
     return vae.state_dict()
 
 
+def tiny_clip_vision(folder: Path, dim: int = 64, seed: int = 5):
+    """A real ComfyUI ClipVisionModel with a 2-layer, 32-wide config (its json written to `folder`), projecting to
+    `dim` (the tiny SVD's context width)."""
+    import comfy.clip_vision
+    cfg = Path(folder) / "tiny_clip_vision.json"
+    cfg.write_text(json.dumps({
+        "hidden_act": "gelu", "hidden_size": 32, "image_size": 32, "intermediate_size": 64, "layer_norm_eps": 1e-5,
+        "model_type": "clip_vision_model", "num_attention_heads": 2, "num_channels": 3, "num_hidden_layers": 2,
+        "patch_size": 8, "projection_dim": dim}))
+    cv = comfy.clip_vision.ClipVisionModel(str(cfg))
+    init_weights(cv.model, seed)
+    return cv
+
+
 def empty_svd_vae():
     """`comfy.sd.VAE` with SVD's full architecture (image encoder + temporal decoder) as ComfyUI's loader builds it,
     weights not yet set: built from the one key ComfyUI detects SVD's VAE by (the loader logs every other key as

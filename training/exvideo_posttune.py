@@ -51,11 +51,29 @@ Recipe (ExVideo's, [ref] in ALGORITHMS.md):
 
 Resumable state (`--resume DIR`, default `<out>.state/`): `DIR/latest` names the newest
 `DIR/step-NNNNNNN/` with weights.safetensors (raw, DiffSynth layout, fp32), ema.safetensors,
-optimizer.pt (AdamW + GradScaler state + the RNG state; read with torch.load(weights_only=True)) and
-state.json (step counter, settings). Every file is written to a temporary name and renamed, so an
-interrupted run leaves the previous checkpoint intact. All randomness (clip choice, start frame, σ, noise,
-augmentation) comes from one seeded torch.Generator whose state is saved, so a resumed run continues the
-same sequence. Running the same command again with `--resume DIR` continues up to `--steps`.
+optimizer.pt (AdamW + GradScaler state; read with torch.load(weights_only=True)) and state.json (step and
+clip counters, settings). Every file is written to a temporary name and renamed, so an interrupted run
+leaves the previous checkpoint intact. All randomness of a clip (its choice, start frame, augmentation, σ,
+noise) comes from a torch.Generator seeded with (--seed, the clip's place in the run), so a resumed run
+draws the clips the uninterrupted one would have. Running the same command again with `--resume DIR`
+continues up to `--steps`.
+
+Several GPUs (one process per GPU, started by torchrun on one machine or several):
+
+    torchrun --nproc_per_node 8 -m training.exvideo_posttune --checkpoint svd_xt.safetensors --videos clips/ \
+        --out my_exvideo.safetensors --grad-checkpointing
+    torchrun --nnodes 2 --node_rank R --master_addr HOST --master_port 29500 --nproc_per_node 8 -m training.…
+
+Each rank trains on its own clips (the run's clips k·N … k·N + N − 1 at step k go to the N = processes ×
+`--grad-accumulation` slots in rank order), DistributedDataParallel averages the gradients of the trained
+tensors, and rank 0 alone updates the EMA and writes the state and `--out` (atomically, as above); the other
+ranks wait for it. One step on N processes equals one step of one process with `--grad-accumulation N` over
+the same clips. A resume keeps the saved run's clips per step on whatever number of processes it is started
+with (e.g. 8 GPUs → 2 GPUs with 4 accumulated clips each); `--grad-accumulation K` changes it on purpose.
+`--shard-optimizer` splits the AdamW moments over the ranks (ZeroRedundancyOptimizer, ZeRO stage 1: 6.7 GB
+/ N per GPU for SVD-XT); the state on disk is the whole AdamW state either way, so a sharded run resumes
+unsharded and vice versa. Every rank reads the checkpoint, the videos and the resume state itself: on
+several machines they must be on a filesystem all of them see. NCCL on GPUs, gloo on the CPU.
 `--steps 0` only writes the initial extension (the training-free ping-pong table and identity Conv3d in
 the file layout), e.g. as a baseline.
 
@@ -88,6 +106,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import collections
+import contextlib
 import functools
 import importlib
 import json
@@ -105,6 +124,8 @@ import torch.utils.checkpoint
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python training/exvideo_posttune.py` as well as `python -m training.exvideo_posttune`
     sys.path.insert(0, str(REPO))
+
+from training import distributed  # noqa: E402
 
 # recipe constants (ALGORITHMS.md §4.2)
 SIGMA_MIN, SIGMA_MAX, KARRAS_RHO = 0.002, 700.0, 7.0
@@ -200,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"x0 = VAE latent × this (default {RELEASED_LATENT_SCALE}, the released training's scale, "
                         f"DiffSynth's SVD VAE; {COMFYUI_LATENT_SCALE} = ComfyUI's SVD latent format, the units its "
                         f"samplers use, and this trainer's earlier target). Keep one scale for a whole run")
+    p.add_argument("--grad-accumulation", type=int, default=None, metavar="K",
+                   help="clips per rank and optimizer step (default 1; on --resume, whatever keeps the saved run's "
+                        "clips per step at this number of processes). Clips per step = K × processes")
+    p.add_argument("--shard-optimizer", action="store_true",
+                   help="under torchrun: each rank keeps only its share of the AdamW moments "
+                        "(torch.distributed.optim.ZeroRedundancyOptimizer, ZeRO stage 1; not with fp16)")
     p.add_argument("--save-dtype", choices=sorted(PRECISIONS), default="fp16",
                    help="dtype of the --out file (default fp16, like the released file)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data/noise generator (default 0)")
@@ -222,6 +249,10 @@ def check_args(p: argparse.ArgumentParser, args) -> None:
         p.error("--steps and --checkpoint-every must be ≥ 0")
     if args.out.suffix.lower() != ".safetensors":
         p.error("--out must be a .safetensors file")
+    if args.grad_accumulation is not None and args.grad_accumulation < 1:
+        p.error("--grad-accumulation must be ≥ 1")
+    if args.shard_optimizer and args.precision == "fp16":
+        p.error("--shard-optimizer works with --precision bf16 or fp32 (fp16's GradScaler is not combined with it)")
     if not 0.0 < args.latent_scale <= 10.0:
         p.error("--latent-scale must be in (0, 10] (0.13025 released, 0.18215 ComfyUI's SVD latent format)")
     if args.motion_bucket is not None and not 0 <= args.motion_bucket <= 1023:
@@ -505,6 +536,28 @@ def _checkpointed(module, *args, **kwargs):
     return forward(module, *args, **kwargs)
 
 
+class _Denoiser(torch.nn.Module):
+    """D(x; σ) of the SVD model as one module holding every trained parameter (what DistributedDataParallel
+    wraps: its gradient hooks average exactly the trained tensors over the ranks)."""
+
+    def __init__(self, model, extras: TrainableExtras, frames):
+        super().__init__()
+        self.model, self.extras, self.frames = model, extras, frames
+
+    def forward(self, x, sigmas, c_concat, c_crossattn, y):
+        t = x.shape[0]
+        self.frames.frames = t
+        return self.model.apply_model(x, sigmas, c_concat=c_concat, c_crossattn=c_crossattn, y=y,
+                                      num_video_frames=t, transformer_options={})
+
+
+def sample_generator(seed: int, index: int) -> torch.Generator:
+    """The random source of the run's `index`-th clip (its choice, start frame, augmentation, σ and noise): a
+    function of the seed and the clip's place in the run only, so any number of ranks, gradient accumulation
+    or a resume draw the same clips."""
+    return torch.Generator().manual_seed((seed * 0x9E3779B97F4A7C15 + index) % (1 << 63))
+
+
 @dataclass
 class Condition:
     latents: torch.Tensor  # (T, 4, h, w) x0: the VAE latents × the latent scale
@@ -524,7 +577,8 @@ class PostTuner:
     def __init__(self, models: Models, extension: dict[str, torch.Tensor], *, device="cpu", precision="fp32",
                  grad_checkpointing=False, lr=1e-5, weight_decay=0.01, fps=30, augmentation=0.0,
                  motion_bucket_id: int | None = None, motion_mapping: str = "table",
-                 latent_scale: float = RELEASED_LATENT_SCALE, name="extension"):
+                 latent_scale: float = RELEASED_LATENT_SCALE, name="extension",
+                 ranks: distributed.Ranks | None = None, shard_optimizer: bool = False):
         import comfy.ldm.modules.diffusionmodules.openaimodel as openaimodel
         import comfy.utils
         X = _pack("kernels.exvideo")
@@ -573,7 +627,21 @@ class PostTuner:
                 if isinstance(module, openaimodel.VideoResBlock):
                     module.forward = functools.partial(_checkpointed, module)
 
-        self.optimizer = torch.optim.AdamW(list(self.params.values()), lr=lr, weight_decay=weight_decay)
+        self.ranks = ranks or distributed.Ranks()
+        self.net = _Denoiser(self.model, self.extras, self.frames)
+        if self.ranks.active:  # gradients averaged over the ranks in the backward pass
+            from torch.nn.parallel import DistributedDataParallel
+            self.net = DistributedDataParallel(
+                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                gradient_as_bucket_view=True)
+        params = list(self.params.values())
+        self.sharded = shard_optimizer and self.ranks.active
+        if self.sharded:  # each rank holds the AdamW moments of its share of the parameters
+            from torch.distributed.optim import ZeroRedundancyOptimizer
+            self.optimizer = ZeroRedundancyOptimizer(params, optimizer_class=torch.optim.AdamW, lr=lr,
+                                                     weight_decay=weight_decay)
+        else:
+            self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
         self._clip_cache: collections.OrderedDict = collections.OrderedDict()
 
@@ -612,11 +680,8 @@ class PostTuner:
     def denoise(self, x: torch.Tensor, sigma: float, cond: Condition) -> torch.Tensor:
         """D(x; σ): the x0 prediction of ComfyUI's SVD model (V_PREDICTION_EDM), batch = one video."""
         t = x.shape[0]
-        self.frames.frames = t
         sigmas = torch.full((t,), float(sigma), device=x.device)
-        return self.model.apply_model(
-            x, sigmas, c_concat=cond.concat.repeat(t, 1, 1, 1), c_crossattn=cond.context.repeat(t, 1, 1),
-            y=cond.y.repeat(t, 1), num_video_frames=t, transformer_options={})
+        return self.net(x, sigmas, cond.concat.repeat(t, 1, 1, 1), cond.context.repeat(t, 1, 1), cond.y.repeat(t, 1))
 
     def loss(self, cond: Condition, sigma: float, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(weighted loss, plain MSE) of the clip's latents noised to σ with `noise`."""
@@ -626,24 +691,44 @@ class PostTuner:
         mse = F.mse_loss(denoised.float(), cond.latents * TARGET_SCALE)
         return mse * loss_weight(sigma), mse
 
-    def train_step(self, clip: Clip, gen: torch.Generator) -> dict:
-        cond = self.condition(clip, gen)
-        sigma = karras_sigma(float(torch.rand((), generator=gen)))
-        noise = torch.randn(cond.latents.shape, generator=gen).to(self.device)
-        loss, mse = self.loss(cond, sigma, noise)
+    def train_step(self, samples) -> dict:
+        """One optimizer step on this rank's clips: `samples` = [(clip, its generator), …]. The gradient is the
+        mean over the clips of every rank (each clip's loss / its count here; DDP averages over the ranks).
+        The returned loss and MSE are that mean too, the same on every rank."""
+        n = len(samples)
+        total, total_mse, sigma, bucket = 0.0, 0.0, 0.0, 0
+        for i, (clip, gen) in enumerate(samples):
+            cond = self.condition(clip, gen)
+            s = karras_sigma(float(torch.rand((), generator=gen)))
+            noise = torch.randn(cond.latents.shape, generator=gen).to(self.device)
+            last = i == n - 1
+            # DDP averages the gradients over the ranks in the last clip's backward pass only
+            sync = contextlib.nullcontext() if last or not self.ranks.active else self.net.no_sync()
+            with sync:
+                loss, mse = self.loss(cond, s, noise)
+                loss = loss / n
+                (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            total, total_mse = total + float(loss.detach()), total_mse + float(mse.detach()) / n
+            if i == 0:
+                sigma, bucket = s, cond.bucket
         skipped = False
         if self.scaler is not None:
             scale = self.scaler.get_scale()
-            self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)  # skipped when the scaled fp16 gradients overflowed
             self.scaler.update()
             skipped = self.scaler.get_scale() < scale
         else:
-            loss.backward()
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": float(loss.detach()), "mse": float(mse.detach()), "sigma": sigma, "bucket": cond.bucket,
-                "skipped": skipped}
+        total, total_mse = distributed.mean(self.ranks, [total, total_mse], self.device)
+        return {"loss": total, "mse": total_mse, "sigma": sigma, "bucket": bucket, "skipped": skipped}
+
+    def optimizer_state(self) -> dict | None:
+        """The whole AdamW state (on rank 0; None on the others). With a sharded optimizer every rank must
+        call this: the shares are gathered on rank 0."""
+        if self.sharded:
+            self.optimizer.consolidate_state_dict(to=0)
+        return self.optimizer.state_dict() if self.ranks.main else None
 
     # -- state -------------------------------------------------------------------------------------------
 
@@ -698,7 +783,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def save_state(state_dir: Path, step: int, tuner: PostTuner, ema: dict | None, gen: torch.Generator,
+def save_state(state_dir: Path, step: int, weights: dict, optimizer: dict, scaler: dict | None, ema: dict | None,
                info: dict) -> Path:
     """Write step-NNNNNNN/ under a temporary name, rename it, then point `latest` at it; keep the newest two."""
     import safetensors.torch
@@ -708,12 +793,10 @@ def save_state(state_dir: Path, step: int, tuner: PostTuner, ema: dict | None, g
     tmp = state_dir / f".{name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    safetensors.torch.save_file(tuner.extension_state_dict(), str(tmp / "weights.safetensors"))
+    safetensors.torch.save_file(weights, str(tmp / "weights.safetensors"))
     if ema is not None:
         safetensors.torch.save_file({k: v.contiguous() for k, v in ema.items()}, str(tmp / "ema.safetensors"))
-    torch.save({"optimizer": tuner.optimizer.state_dict(),
-                "scaler": tuner.scaler.state_dict() if tuner.scaler is not None else None,
-                "rng": gen.get_state()}, tmp / "optimizer.pt")
+    torch.save({"optimizer": optimizer, "scaler": scaler}, tmp / "optimizer.pt")
     (tmp / "state.json").write_text(json.dumps(dict(info, step=step), indent=1) + "\n")
     for f in tmp.iterdir():
         _fsync(f)
@@ -776,21 +859,35 @@ def _ema_update(ema: dict | None, weights: dict, decay: float) -> dict:
     return ema
 
 
-def run(args, models: Models | None = None, log=print) -> Result:
-    """Post-tune as the command line says. `models`: already-loaded models to use instead of --checkpoint."""
+def run(args, models: Models | None = None, log=print, ranks: distributed.Ranks | None = None,
+        device: str | None = None) -> Result:
+    """Post-tune as the command line says. `models`: already-loaded models to use instead of --checkpoint;
+    `ranks`/`device`: this process's place in a torchrun launch (main() joins the group)."""
     from tqdm import tqdm
-    device = resolve_device(args.device)
+    ranks = ranks or distributed.Ranks()
+    if not ranks.main:
+        log = _quiet
+    device = resolve_device(device or args.device)
     if models is None:
         log(f"[exvideo_posttune] loading {args.checkpoint} …")
         models = load_models(args.checkpoint, args.precision)
     data = VideoFolder(args.videos, args.frames, args.size, log)
     state_dir = Path(args.resume) if args.resume else args.out.with_name(args.out.stem + ".state")
     found = latest_state(state_dir)
+    # every rank reads the state itself: the folder must be one that all of them see
+    distributed.same_everywhere(ranks, found.name if found else None,
+                                f"the newest training state in {state_dir} (put --out/--resume on a filesystem "
+                                f"every rank sees)")
     state = load_state(found) if found else None
+    info = state["info"] if state is not None else {}
     if state is not None:
         extension = state["weights"]
         if args.init:
             log(f"[exvideo_posttune] resuming from {found}; --init is ignored")
+        saved_scale = float(info.get("latent_scale", COMFYUI_LATENT_SCALE))  # states before the flag: ComfyUI's
+        if not math.isclose(saved_scale, args.latent_scale, rel_tol=1e-6):
+            raise ValueError(f"the training state {found} was trained with --latent-scale {saved_scale:g}; resume "
+                             f"with the same (a run keeps one target scale) or start a new --resume folder")
     elif args.init:
         extension = _read_extension(args.init)
     else:
@@ -799,28 +896,43 @@ def run(args, models: Models | None = None, log=print) -> Result:
     if rows < args.frames:
         raise ValueError(f"the position table holds {rows} frames, fewer than --frames {args.frames}")
 
+    # clips per optimizer step = processes × accumulation; a resume keeps the saved run's number
+    saved_clips = int(info.get("clips_per_step", 1))
+    accumulation = args.grad_accumulation
+    if accumulation is None:
+        accumulation = 1
+        if state is not None:
+            if saved_clips % ranks.world:
+                raise ValueError(f"the training state {found} took {saved_clips} clips per step, which "
+                                 f"{ranks.world} processes cannot share evenly: start {saved_clips} or a divisor "
+                                 f"of it, or pass --grad-accumulation to change the clips per step")
+            accumulation = saved_clips // ranks.world
+    clips_per_step = accumulation * ranks.world
+    if state is not None and clips_per_step != saved_clips:
+        log(f"[exvideo_posttune] clips per step change from {saved_clips} to {clips_per_step} "
+            f"({ranks.world} processes × --grad-accumulation {accumulation})")
+
     tuner = PostTuner(models, extension, device=device, precision=args.precision,
                       grad_checkpointing=args.grad_checkpointing, lr=args.lr, weight_decay=args.weight_decay,
                       fps=args.fps, augmentation=args.augmentation, motion_bucket_id=args.motion_bucket,
                       motion_mapping=args.motion_mapping, latent_scale=args.latent_scale,
-                      name=str(found or args.init or "the initial extension"))
-    gen = torch.Generator().manual_seed(args.seed)
-    step, ema, ema_updates = 0, None, 0
+                      name=str(found or args.init or "the initial extension"), ranks=ranks,
+                      shard_optimizer=args.shard_optimizer)
+    step, done, ema, ema_updates = 0, 0, None, 0
     if state is not None:
         trainer = state["trainer"]
-        tuner.optimizer.load_state_dict(trainer["optimizer"])
+        tuner.optimizer.load_state_dict(trainer["optimizer"])  # sharded: each rank keeps its share
         for group in tuner.optimizer.param_groups:  # the command line's values win over the saved ones
             group["lr"], group["weight_decay"] = args.lr, args.weight_decay
         if tuner.scaler is not None and trainer.get("scaler"):
             tuner.scaler.load_state_dict(trainer["scaler"])
-        gen.set_state(trainer["rng"])
-        step = int(state["info"]["step"])
-        saved_scale = float(state["info"].get("latent_scale", COMFYUI_LATENT_SCALE))  # states before the flag
-        if not math.isclose(saved_scale, args.latent_scale, rel_tol=1e-6):
-            raise ValueError(f"the training state {found} was trained with --latent-scale {saved_scale:g}; resume "
-                             f"with the same (a run keeps one target scale) or start a new --resume folder")
-        ema, ema_updates = state["ema"], int(state["info"].get("ema_updates", 0))
+        step = int(info["step"])
+        done = int(info.get("clips", step))  # states before several processes: one clip per step
+        ema, ema_updates = state["ema"], int(info.get("ema_updates", 0))
         log(f"[exvideo_posttune] resumed at step {step} from {found}")
+    if ranks.active:
+        log(f"[exvideo_posttune] {ranks.world} processes × {accumulation} clip(s) per step"
+            + (", AdamW state sharded" if tuner.sharded else ""))
 
     def export(weights: dict) -> None:
         """--out: the EMA weights (the raw ones with --ema 0 or before the first EMA update)."""
@@ -832,28 +944,40 @@ def run(args, models: Models | None = None, log=print) -> Result:
         save_extension(ema if use_ema else weights, args.out, PRECISIONS[args.save_dtype], metadata)
 
     def checkpoint() -> None:
+        """Every rank calls it (a sharded AdamW state is gathered); rank 0 alone updates the EMA and writes."""
         nonlocal ema, ema_updates
-        weights = tuner.extension_state_dict()
-        if args.ema > 0:
-            ema = _ema_update(ema, weights, args.ema)
-            ema_updates += 1
-        info = {"checkpoint": str(Path(args.checkpoint).resolve()), "base": models.name, "frames": args.frames,
-                "table_frames": rows, "size": args.size, "lr": args.lr, "ema": args.ema,
-                "ema_updates": ema_updates, "precision": args.precision, "seed": args.seed,
-                "steps": args.steps, "motion_mapping": args.motion_mapping, "augmentation": args.augmentation,
-                "latent_scale": args.latent_scale}
-        save_state(state_dir, step, tuner, ema if args.ema > 0 else None, gen, info)
-        export(weights)
+        optimizer = tuner.optimizer_state()
+        if ranks.main:
+            weights = tuner.extension_state_dict()
+            if args.ema > 0:
+                ema = _ema_update(ema, weights, args.ema)
+                ema_updates += 1
+            saved = {"checkpoint": str(Path(args.checkpoint).resolve()), "base": models.name, "frames": args.frames,
+                     "table_frames": rows, "size": args.size, "lr": args.lr, "ema": args.ema,
+                     "ema_updates": ema_updates, "precision": args.precision, "seed": args.seed,
+                     "steps": args.steps, "motion_mapping": args.motion_mapping, "augmentation": args.augmentation,
+                     "latent_scale": args.latent_scale, "clips": done, "clips_per_step": clips_per_step,
+                     "processes": ranks.world, "grad_accumulation": accumulation}
+            save_state(state_dir, step, weights, optimizer,
+                       tuner.scaler.state_dict() if tuner.scaler is not None else None,
+                       ema if args.ema > 0 else None, saved)
+            export(weights)
+        distributed.barrier(ranks)  # nobody goes on (or ends) before the files are in place
 
     bar = tqdm(total=args.steps, initial=min(step, args.steps), desc="ExVideo post-tuning", unit="step",
-               dynamic_ncols=True)
+               dynamic_ncols=True, disable=not ranks.main)
     try:
         while step < args.steps:
-            stats = tuner.train_step(data.sample(gen), gen)
+            first = done + ranks.rank * accumulation  # this rank's clips of the step, by their place in the run
+            samples = []
+            for index in range(first, first + accumulation):
+                g = sample_generator(args.seed, index)
+                samples.append((data.sample(g), g))
+            stats = tuner.train_step(samples)
             if not math.isfinite(stats["loss"]) and not stats["skipped"]:  # fp16: the GradScaler skipped it
                 raise FloatingPointError(f"step {step + 1}: loss is {stats['loss']} (σ = {stats['sigma']:.4g}); "
                                          f"the last checkpoint in {state_dir} is intact")
-            step += 1
+            step, done = step + 1, done + clips_per_step
             bar.update(1)
             bar.set_postfix(loss=f"{stats['loss']:.4g}", sigma=f"{stats['sigma']:.3g}", bucket=stats["bucket"],
                             **({"fp16": "overflow, step skipped"} if stats["skipped"] else {}))
@@ -861,26 +985,36 @@ def run(args, models: Models | None = None, log=print) -> Result:
                 checkpoint()
     finally:
         bar.close()
-    if not args.out.is_file():  # --steps 0, or resumed at a step ≥ --steps into a new --out
+    if not distributed.from_main(ranks, args.out.is_file()):  # --steps 0, or resumed at a step ≥ --steps
         if state is None:
             checkpoint()
         else:  # the state of this step exists already: export it without another EMA update
-            export(tuner.extension_state_dict())
+            if ranks.main:
+                export(tuner.extension_state_dict())
+            distributed.barrier(ranks)
     log(f"[exvideo_posttune] step {step} of {args.steps}: extension {args.out}, training state {state_dir}")
     return Result(tuner, step, args.out, state_dir)
+
+
+def _quiet(*_args, **_kwargs) -> None:
+    pass
 
 
 def main(argv=None, models: Models | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_args(parser, args)
-    if models is None:
-        setup_comfy(args.comfyui, resolve_device(args.device))
+    ranks, device = distributed.start(args.device, "exvideo_posttune")
     try:
-        run(args, models)
-    except (ValueError, FloatingPointError) as e:
-        print(f"exvideo_posttune: error: {e}", file=sys.stderr)
-        return 2
+        if models is None:
+            setup_comfy(args.comfyui, resolve_device(device))
+        try:
+            run(args, models, ranks=ranks, device=device)
+        except (ValueError, FloatingPointError) as e:
+            print(f"exvideo_posttune: error{f' (rank {ranks.rank})' if ranks.active else ''}: {e}", file=sys.stderr)
+            return 2
+    finally:
+        distributed.stop(ranks)
     return 0
 
 

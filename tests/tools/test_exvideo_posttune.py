@@ -72,27 +72,13 @@ def videos(tmp_path_factory):
     return d
 
 
-def tiny_clip_vision(tmp_path, dim=64):
-    """A real ComfyUI ClipVisionModel with a 2-layer, 32-wide config (projection to the tiny SVD's context)."""
-    import comfy.clip_vision
-    from scripts import tiny_models
-    cfg = tmp_path / "tiny_clip_vision.json"
-    cfg.write_text(json.dumps({
-        "hidden_act": "gelu", "hidden_size": 32, "image_size": 32, "intermediate_size": 64, "layer_norm_eps": 1e-5,
-        "model_type": "clip_vision_model", "num_attention_heads": 2, "num_channels": 3, "num_hidden_layers": 2,
-        "patch_size": 8, "projection_dim": dim}))
-    cv = comfy.clip_vision.ClipVisionModel(str(cfg))
-    tiny_models.init_weights(cv.model, 5)
-    return cv
-
-
 @pytest.fixture(scope="module")
 def base(comfy, tmp_path_factory):
     """The tiny SVD (built once), a tiny TAESD and a tiny CLIP vision."""
     import comfy.sd
     from scripts import tiny_models
     return (tiny_models.tiny_svd(seed=SEED), comfy.sd.VAE(sd=tiny_models._taesd_sd(4)),
-            tiny_clip_vision(tmp_path_factory.mktemp("clip_vision")))
+            tiny_models.tiny_clip_vision(tmp_path_factory.mktemp("clip_vision")))
 
 
 def fresh_svd(base):
@@ -315,7 +301,7 @@ def test_mixed_precision_step(pt, X, base, videos, precision):
         tuner.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 8)
     before = tuner.extension_state_dict()
     for _ in range(12):  # fp16: the GradScaler skips steps (halving its scale) until the gradients fit
-        stats = tuner.train_step(clip, g)
+        stats = tuner.train_step([(clip, g)])
         assert torch.isfinite(torch.tensor(stats["loss"]))
         if not stats["skipped"]:
             break

@@ -1,0 +1,148 @@
+"""ExVideo post-tuning on several processes: the real torchrun launcher, a gloo process group on the CPU,
+DistributedDataParallel and ZeroRedundancyOptimizer, on the tiny SVD (tests/tools/posttune_worker.py).
+
+Acceptance of issue 15 item 2: 2 ranks × 1 clip per step give the weights of 1 process accumulating the same
+2 clips per step; a 2-rank run stopped at a checkpoint resumes on 1 and on 2 processes to the uninterrupted
+run's weights and EMA; the AdamW state can be sharded and still resumes unsharded.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+WORKER = REPO / "tests" / "tools" / "posttune_worker.py"
+FRAMES, SIZE = 8, 64
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    from scripts.run_workflow import write_sample_video
+    d = tmp_path_factory.mktemp("dist-videos")
+    write_sample_video(d / "a.webp", frames=FRAMES, size=SIZE)
+    write_sample_video(d / "b.webp", frames=FRAMES + 3, size=SIZE)
+    return d
+
+
+def train(videos, out: Path, processes: int, *extra) -> subprocess.CompletedProcess:
+    """The trainer on `processes` ranks (torchrun --standalone) or as one plain process."""
+    args = ["--checkpoint", "in-memory.safetensors", "--videos", str(videos), "--out", str(out), "--frames",
+            str(FRAMES), "--size", str(SIZE), "--device", "cpu", "--precision", "fp32", "--seed", "7",
+            "--checkpoint-every", "1", *extra]
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+                if processes > 1 else [sys.executable])
+    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo", PYTHONPATH=os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    r = subprocess.run([*launcher, str(WORKER), *args], capture_output=True, text=True, timeout=600, env=env,
+                       cwd=str(out.parent), stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
+    return r
+
+
+def state(out: Path, step: int) -> dict:
+    import safetensors.torch
+    d = out.with_name(out.stem + ".state") / f"step-{step:07d}"
+    return {"weights": safetensors.torch.load_file(str(d / "weights.safetensors")),
+            "ema": safetensors.torch.load_file(str(d / "ema.safetensors")),
+            "info": json.loads((d / "state.json").read_text())}
+
+
+def assert_same_training(a: dict, b: dict, before: dict) -> None:
+    """Weights and EMA within 1e-5 of each tensor's scale, and the step's update itself (weights − weights
+    before) within 1e-3 of the update's scale: a gradient from other clips moves AdamW's first steps by ±lr."""
+    for what in ("weights", "ema"):
+        for k, x in a[what].items():
+            y = b[what][k]
+            assert float((x - y).abs().max()) <= 1e-5 * max(float(x.abs().max()), 1e-12), (what, k)
+    for k, x in a["weights"].items():
+        da, db = x - before[k], b["weights"][k] - before[k]
+        assert float((da - db).abs().max()) <= 1e-3 * max(float(da.abs().max()), 1e-12), k
+
+
+@pytest.fixture(scope="module")
+def runs(videos, tmp_path_factory):
+    """The runs all tests compare (each a real launch): 1 process accumulating 2 clips; 2 ranks; 2 ranks with a
+    sharded AdamW stopped after step 1, then resumed on 1 process and on 2 sharded ranks."""
+    root = tmp_path_factory.mktemp("dist-runs")
+    out = {name: root / name / "ext.safetensors" for name in ("accumulate", "ranks", "stopped", "on1", "on2")}
+    for p in out.values():
+        p.parent.mkdir()
+    logs = {"accumulate": train(videos, out["accumulate"], 1, "--steps", "2", "--grad-accumulation", "2"),
+            "ranks": train(videos, out["ranks"], 2, "--steps", "2"),
+            "stopped": train(videos, out["stopped"], 2, "--steps", "1", "--shard-optimizer")}
+    for name in ("on1", "on2"):
+        shutil.copytree(out["stopped"].with_name("ext.state"), out[name].with_name("ext.state"))
+    logs["on1"] = train(videos, out["on1"], 1, "--steps", "2")
+    logs["on2"] = train(videos, out["on2"], 2, "--steps", "2", "--shard-optimizer")
+    return out, logs
+
+
+def worker_models(comfy):
+    """The worker's tiny models, built in this process."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("posttune_worker", WORKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.tiny_models_for_training()
+
+
+@pytest.fixture(scope="module")
+def initial(comfy, pack):
+    """The untrained extension every run starts from, rebuilt from the tiny SVD the worker uses."""
+    from training import exvideo_posttune
+    return exvideo_posttune.initial_extension(worker_models(comfy).model, FRAMES)
+
+
+def test_two_ranks_equal_one_process_accumulating_their_clips(runs, initial):
+    out, logs = runs
+    one, two = state(out["accumulate"], 2), state(out["ranks"], 2)
+    assert_same_training(one, two, initial)
+    assert one["info"]["clips"] == two["info"]["clips"] == 4
+    assert (one["info"]["processes"], one["info"]["grad_accumulation"]) == (1, 2)
+    assert (two["info"]["processes"], two["info"]["grad_accumulation"]) == (2, 1)
+    assert "2 processes × 1 clip(s) per step" in logs["ranks"].stdout
+
+
+def test_the_comparison_tells_one_clip_from_two(runs, initial, comfy, videos, tmp_path):
+    """The check above fails for a step on one clip (the run's first) instead of the two: had both ranks drawn
+    the same clip, or had one rank's gradient not reached the other, it would have said so."""
+    from training import exvideo_posttune as pt
+    out = tmp_path / "ext.safetensors"
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pt.run(pt.build_parser().parse_args([
+            "--checkpoint", "in-memory.safetensors", "--videos", str(videos), "--out", str(out), "--frames",
+            str(FRAMES), "--size", str(SIZE), "--device", "cpu", "--precision", "fp32", "--seed", "7",
+            "--steps", "1"]), worker_models(comfy), log=lambda m: None)
+    finally:
+        torch.set_num_threads(torch_threads)
+    with pytest.raises(AssertionError):
+        assert_same_training(state(out, 1), state(runs[0]["ranks"], 1), initial)
+
+
+def test_a_stopped_run_resumes_on_one_and_on_two_processes(runs, initial):
+    out, logs = runs
+    uninterrupted = state(out["ranks"], 2)
+    assert_same_training(state(out["stopped"], 1), state(out["ranks"], 1), initial)  # sharded ≡ not sharded
+    for name in ("on1", "on2"):
+        resumed = state(out[name], 2)
+        assert_same_training(resumed, uninterrupted, initial)
+        assert resumed["info"]["clips_per_step"] == 2 and resumed["info"]["clips"] == 4
+        assert "resumed at step 1" in logs[name].stdout
+    assert state(out["on1"], 2)["info"]["grad_accumulation"] == 2  # kept the saved 2 clips per step on 1 process
+    assert "AdamW state sharded" in logs["on2"].stdout
+
+
+def test_rank_zero_alone_writes_and_leaves_no_temporary_files(runs):
+    out, logs = runs
+    folder = out["ranks"].parent
+    assert sorted(p.name for p in folder.iterdir()) == ["ext.safetensors", "ext.state"]
+    assert sorted(p.name for p in out["ranks"].with_name("ext.state").iterdir()) == [
+        "latest", "step-0000001", "step-0000002"]
+    assert logs["ranks"].stdout.count("[exvideo_posttune] step 2 of 2") == 1  # one rank reports
