@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import exvideo, patch_overhead, soak, t2vz, t2vz_diffusers, vae_decode, zerosmooth, zs2
+from bench import exvideo, patch_overhead, posttune, soak, t2vz, t2vz_diffusers, vae_decode, zerosmooth, zs2
 
 BENCHMARKS = {
     "patch_overhead": patch_overhead.run,
@@ -23,6 +23,7 @@ BENCHMARKS = {
     "exvideo": exvideo.run,
     "soak": soak.run,
     "vae_decode": vae_decode.run,
+    "posttune": posttune.run,
 }
 
 

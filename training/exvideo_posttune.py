@@ -56,7 +56,8 @@ clip counters, settings). Every file is written to a temporary name and renamed,
 leaves the previous checkpoint intact. All randomness of a clip (its choice, start frame, augmentation, σ,
 noise) comes from a torch.Generator seeded with (--seed, the clip's place in the run), so a resumed run
 draws the clips the uninterrupted one would have. Running the same command again with `--resume DIR`
-continues up to `--steps`.
+continues up to `--steps`. `--steps 0` only writes the initial extension (the training-free ping-pong table
+and identity Conv3d in the file layout), e.g. as a baseline.
 
 Several GPUs (one process per GPU, started by torchrun on one machine or several):
 
@@ -74,11 +75,15 @@ with (e.g. 8 GPUs → 2 GPUs with 4 accumulated clips each); `--grad-accumulatio
 / N per GPU for SVD-XT); the state on disk is the whole AdamW state either way, so a sharded run resumes
 unsharded and vice versa. Every rank reads the checkpoint, the videos and the resume state itself: on
 several machines they must be on a filesystem all of them see. NCCL on GPUs, gloo on the CPU.
-`--steps 0` only writes the initial extension (the training-free ping-pong table and identity Conv3d in
-the file layout), e.g. as a baseline.
+Why ZeRO stage 1 and not FSDP's SHARD_GRAD_OP (stage 2, which also shards the 3.3 GB of gradients): FSDP
+flattens a wrapped module's parameters into one tensor of one dtype and swaps the module's parameters for
+views into it, while this trainer mixes frozen bf16 weights with fp32 trained ones inside the same blocks and
+keeps references to the trained tensors (the position tables and Conv3d live in hooks bound to them). The
+optimizer moments are the largest per-GPU item (6.7 GB of ≈ 17 GB static), and ZeroRedundancyOptimizer
+shards them without touching the model.
 
 Memory plan for one 80 GB GPU (SVD-XT, 128 frames at 512² → latents 128×4×64×64; estimates, not a
-measurement):
+measurement; per GPU the same under torchrun, except the AdamW moments with --shard-optimizer: 6.7 / N GB):
   * weights: the UNet has 1.52 B parameters; 833 M are trained (497 M retrained + 335 M Conv3d + 1.6 M
     tables). Frozen 1.03 B in bf16/fp16 = 2.1 GB (fp32 with `--precision fp32`: 4.1 GB). Trained weights
     are fp32 masters: 3.3 GB + grads 3.3 GB + AdamW moments 6.7 GB = 13.3 GB. CLIP-vision ViT-H (1.3 GB)
@@ -763,6 +768,8 @@ def save_extension(sd: dict[str, torch.Tensor], path: Path, dtype: torch.dtype, 
     import safetensors.torch
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a run killed while writing
+        stale.unlink(missing_ok=True)
     tmp = _tmp_name(path)
     try:
         safetensors.torch.save_file({k: v.to(dtype).contiguous() for k, v in sd.items()}, str(tmp),
@@ -790,8 +797,9 @@ def save_state(state_dir: Path, step: int, weights: dict, optimizer: dict, scale
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:07d}"
+    for stale in state_dir.glob(".step-*.tmp-*"):  # left by a run killed while writing (one writer: rank 0)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = state_dir / f".{name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     safetensors.torch.save_file(weights, str(tmp / "weights.safetensors"))
     if ema is not None:

@@ -1,5 +1,5 @@
 """ExVideo post-tuning on several processes: the real torchrun launcher, a gloo process group on the CPU,
-DistributedDataParallel and ZeroRedundancyOptimizer, on the tiny SVD (tests/tools/posttune_worker.py).
+DistributedDataParallel and ZeroRedundancyOptimizer, on the tiny SVD (scripts/tiny_posttune.py).
 
 Acceptance of issue 15 item 2: 2 ranks × 1 clip per step give the weights of 1 process accumulating the same
 2 clips per step; a 2-rank run stopped at a checkpoint resumes on 1 and on 2 processes to the uninterrupted
@@ -8,16 +8,18 @@ run's weights and EMA; the AdamW state can be sharded and still resumes unsharde
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-WORKER = REPO / "tests" / "tools" / "posttune_worker.py"
-FRAMES, SIZE = 8, 64
+WORKER = REPO / "scripts" / "tiny_posttune.py"
+FRAMES, SIZE, STEPS = 8, 64, 3
 
 
 @pytest.fixture(scope="module")
@@ -64,31 +66,53 @@ def assert_same_training(a: dict, b: dict, before: dict) -> None:
         assert float((da - db).abs().max()) <= 1e-3 * max(float(da.abs().max()), 1e-12), k
 
 
+def kill_after_first_checkpoint(videos, out: Path, *extra) -> str:
+    """Start a long 2-rank run, SIGKILL the launcher and both ranks as soon as a checkpoint exists: the run
+    stops wherever it is (maybe while writing the next one)."""
+    args = ["--checkpoint", "in-memory.safetensors", "--videos", str(videos), "--out", str(out), "--frames",
+            str(FRAMES), "--size", str(SIZE), "--device", "cpu", "--precision", "fp32", "--seed", "7",
+            "--checkpoint-every", "1", "--steps", "50", *extra]
+    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo", PYTHONPATH=os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    latest = out.with_name(out.stem + ".state") / "latest"
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(WORKER), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=str(out.parent), stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    try:
+        while not latest.is_file():
+            assert proc.poll() is None, f"the run ended before its first checkpoint: {proc.stderr.read()[-4000:]}"
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+    return latest.read_text().strip()
+
+
 @pytest.fixture(scope="module")
 def runs(videos, tmp_path_factory):
-    """The runs all tests compare (each a real launch): 1 process accumulating 2 clips; 2 ranks; 2 ranks with a
-    sharded AdamW stopped after step 1, then resumed on 1 process and on 2 sharded ranks."""
+    """The runs all tests compare (each a real launch): 1 process accumulating 2 clips per step; 2 ranks; 2 ranks
+    with a sharded AdamW killed after a checkpoint, then resumed on 1 process and on 2 sharded ranks."""
     root = tmp_path_factory.mktemp("dist-runs")
-    out = {name: root / name / "ext.safetensors" for name in ("accumulate", "ranks", "stopped", "on1", "on2")}
+    out = {name: root / name / "ext.safetensors" for name in ("accumulate", "ranks", "killed", "on1", "on2")}
     for p in out.values():
         p.parent.mkdir()
-    logs = {"accumulate": train(videos, out["accumulate"], 1, "--steps", "2", "--grad-accumulation", "2"),
-            "ranks": train(videos, out["ranks"], 2, "--steps", "2"),
-            "stopped": train(videos, out["stopped"], 2, "--steps", "1", "--shard-optimizer")}
+    logs = {"accumulate": train(videos, out["accumulate"], 1, "--steps", str(STEPS), "--grad-accumulation", "2"),
+            "ranks": train(videos, out["ranks"], 2, "--steps", str(STEPS))}
+    logs["killed at"] = kill_after_first_checkpoint(videos, out["killed"], "--shard-optimizer")
     for name in ("on1", "on2"):
-        shutil.copytree(out["stopped"].with_name("ext.state"), out[name].with_name("ext.state"))
-    logs["on1"] = train(videos, out["on1"], 1, "--steps", "2")
-    logs["on2"] = train(videos, out["on2"], 2, "--steps", "2", "--shard-optimizer")
+        shutil.copytree(out["killed"].with_name("ext.state"), out[name].with_name("ext.state"))
+    logs["on1"] = train(videos, out["on1"], 1, "--steps", str(STEPS))
+    logs["on2"] = train(videos, out["on2"], 2, "--steps", str(STEPS), "--shard-optimizer")
     return out, logs
 
 
 def worker_models(comfy):
     """The worker's tiny models, built in this process."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("posttune_worker", WORKER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.tiny_models_for_training()
+    from scripts import tiny_posttune
+    return tiny_posttune.tiny_models_for_training()
 
 
 @pytest.fixture(scope="module")
@@ -100,17 +124,17 @@ def initial(comfy, pack):
 
 def test_two_ranks_equal_one_process_accumulating_their_clips(runs, initial):
     out, logs = runs
-    one, two = state(out["accumulate"], 2), state(out["ranks"], 2)
+    one, two = state(out["accumulate"], STEPS), state(out["ranks"], STEPS)
     assert_same_training(one, two, initial)
-    assert one["info"]["clips"] == two["info"]["clips"] == 4
+    assert one["info"]["clips"] == two["info"]["clips"] == 2 * STEPS
     assert (one["info"]["processes"], one["info"]["grad_accumulation"]) == (1, 2)
     assert (two["info"]["processes"], two["info"]["grad_accumulation"]) == (2, 1)
     assert "2 processes × 1 clip(s) per step" in logs["ranks"].stdout
 
 
 def test_the_comparison_tells_one_clip_from_two(runs, initial, comfy, videos, tmp_path):
-    """The check above fails for a step on one clip (the run's first) instead of the two: had both ranks drawn
-    the same clip, or had one rank's gradient not reached the other, it would have said so."""
+    """The check above fails for steps on one clip instead of two: had both ranks drawn the same clip, or had one
+    rank's gradient not reached the other, it would have said so."""
     from training import exvideo_posttune as pt
     out = tmp_path / "ext.safetensors"
     torch_threads = torch.get_num_threads()
@@ -119,24 +143,34 @@ def test_the_comparison_tells_one_clip_from_two(runs, initial, comfy, videos, tm
         pt.run(pt.build_parser().parse_args([
             "--checkpoint", "in-memory.safetensors", "--videos", str(videos), "--out", str(out), "--frames",
             str(FRAMES), "--size", str(SIZE), "--device", "cpu", "--precision", "fp32", "--seed", "7",
-            "--steps", "1"]), worker_models(comfy), log=lambda m: None)
+            "--steps", str(STEPS)]), worker_models(comfy), log=lambda m: None)
     finally:
         torch.set_num_threads(torch_threads)
     with pytest.raises(AssertionError):
-        assert_same_training(state(out, 1), state(runs[0]["ranks"], 1), initial)
+        assert_same_training(state(out, STEPS), state(runs[0]["ranks"], STEPS), initial)
 
 
-def test_a_stopped_run_resumes_on_one_and_on_two_processes(runs, initial):
+def test_a_killed_run_resumes_on_one_and_on_two_processes(runs, initial):
+    """Killed (SIGKILL) after a checkpoint, wherever it then was; resumed on 1 process (accumulating the saved 2
+    clips per step) and on 2 sharded ranks: both end at the uninterrupted run's weights and EMA."""
     out, logs = runs
-    uninterrupted = state(out["ranks"], 2)
-    assert_same_training(state(out["stopped"], 1), state(out["ranks"], 1), initial)  # sharded ≡ not sharded
+    killed_at = int(logs["killed at"].split("-")[1])
+    assert 1 <= killed_at < STEPS, logs["killed at"]
+    uninterrupted = state(out["ranks"], STEPS)
     for name in ("on1", "on2"):
-        resumed = state(out[name], 2)
+        resumed = state(out[name], STEPS)
         assert_same_training(resumed, uninterrupted, initial)
-        assert resumed["info"]["clips_per_step"] == 2 and resumed["info"]["clips"] == 4
-        assert "resumed at step 1" in logs[name].stdout
-    assert state(out["on1"], 2)["info"]["grad_accumulation"] == 2  # kept the saved 2 clips per step on 1 process
+        assert resumed["info"]["clips_per_step"] == 2 and resumed["info"]["clips"] == 2 * STEPS
+        assert f"resumed at step {killed_at}" in logs[name].stdout
+        # what the kill left half-written is gone once the resumed run writes
+        assert not [p.name for p in out[name].parent.rglob(".*tmp*")]
+    assert state(out["on1"], STEPS)["info"]["grad_accumulation"] == 2
     assert "AdamW state sharded" in logs["on2"].stdout
+
+
+def test_a_sharded_adamw_trains_as_the_whole_one(runs, initial):
+    out, logs = runs
+    assert_same_training(state(out["on2"], STEPS), state(out["accumulate"], STEPS), initial)
 
 
 def test_rank_zero_alone_writes_and_leaves_no_temporary_files(runs):
@@ -144,5 +178,5 @@ def test_rank_zero_alone_writes_and_leaves_no_temporary_files(runs):
     folder = out["ranks"].parent
     assert sorted(p.name for p in folder.iterdir()) == ["ext.safetensors", "ext.state"]
     assert sorted(p.name for p in out["ranks"].with_name("ext.state").iterdir()) == [
-        "latest", "step-0000001", "step-0000002"]
-    assert logs["ranks"].stdout.count("[exvideo_posttune] step 2 of 2") == 1  # one rank reports
+        "latest", f"step-{STEPS - 1:07d}", f"step-{STEPS:07d}"]
+    assert logs["ranks"].stdout.count(f"[exvideo_posttune] step {STEPS} of {STEPS}") == 1  # one rank reports

@@ -1,17 +1,17 @@
 """One process of a post-tuning run on the Python-level tiny models (started by torchrun in
-test_exvideo_posttune_distributed.py, or by plain python for a single process).
+tests/tools/test_exvideo_posttune_distributed.py and bench/posttune.py, or by plain python for one process).
 
-    python tests/tools/posttune_worker.py [TRAINER ARGS]
+    python scripts/tiny_posttune.py [TRAINER ARGS]
 
-Builds the tiny SVD (seed 3), tiny TAESD and tiny CLIP vision exactly as tests/tools/test_exvideo_posttune.py
-does, then runs the trainer's own main() with them: the command line, torchrun's environment, the process
-group and the files are the real ones; only the checkpoint loading is replaced by the tiny models.
+Builds the tiny SVD (seed 3), tiny TAESD and tiny CLIP vision as tests/tools/test_exvideo_posttune.py does,
+then runs the trainer's own main() with them: the command line, torchrun's environment, the process group
+and the files are the real ones; only the checkpoint loading is replaced by the tiny models.
 """
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
