@@ -180,3 +180,26 @@ def test_rank_zero_alone_writes_and_leaves_no_temporary_files(runs):
     assert sorted(p.name for p in out["ranks"].with_name("ext.state").iterdir()) == [
         "latest", f"step-{STEPS - 1:07d}", f"step-{STEPS:07d}"]
     assert logs["ranks"].stdout.count(f"[exvideo_posttune] step {STEPS} of {STEPS}") == 1  # one rank reports
+
+
+def test_two_nodes_of_one_process_each_train_as_two_ranks(runs, initial, videos, tmp_path):
+    """Multi-node torchrun (static rendezvous at a master address, one launcher per node), both "nodes" on this
+    machine: ranks 0 and 1 with LOCAL_RANK 0 each end at the weights of the 2-rank run on one node."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ext.safetensors"
+    args = ["--checkpoint", "in-memory.safetensors", "--videos", str(videos), "--out", str(out), "--frames",
+            str(FRAMES), "--size", str(SIZE), "--device", "cpu", "--precision", "fp32", "--seed", "7",
+            "--checkpoint-every", "1", "--steps", str(STEPS)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo", PYTHONPATH=os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(n),
+                               "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port),
+                               str(WORKER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env, cwd=str(tmp_path), stdin=subprocess.DEVNULL) for n in (0, 1)]
+    outputs = [p.communicate(timeout=600) for p in nodes]
+    assert [p.returncode for p in nodes] == [0, 0], [o[1][-3000:] for o in outputs]
+    assert "2 processes × 1 clip(s) per step" in outputs[0][0] and "processes" not in outputs[1][0]
+    assert_same_training(state(out, STEPS), state(runs[0]["ranks"], STEPS), initial)
