@@ -47,11 +47,14 @@ def attention_keys(model) -> list[tuple[str, int]]:
     return keys
 
 
-def require_unet_self_attention(model, node: str) -> None:
+def require_unet_self_attention(model, node: str, dits: str = "") -> None:
+    """Refuse a model without U-Net self-attention; `dits`: the DiT families the node also takes, for the message."""
     if not self_attention_blocks(model):
         name = type(model.get_model_object("diffusion_model")).__name__
-        raise ValueError(f"{node}: this model ({name}) has no U-Net self-attention blocks to patch. "
-                         f"It works with SD1.x, SD2.x, SDXL and SVD U-Nets.")
+        also = f", and {dits} DiTs" if dits else ""
+        what = " and is not a supported DiT" if dits else ""
+        raise ValueError(f"{node}: this model ({name}) has no U-Net self-attention blocks to patch{what}. "
+                         f"It works with SD1.x, SD2.x, SDXL and SVD U-Nets{also}.")
 
 
 FP8_DTYPES = tuple(getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
@@ -245,10 +248,15 @@ def video_groups(chunks: int, frames: int, videos: int, node: str, windowed: boo
 
 def patch_model_attn1(model, patch_cls, node: str, start_percent: float, end_percent: float, videos: int = 1,
                       **kw):
-    """Clone `model` and add a FrameKVPatch subclass as an attn1 patch (with the hooks it needs)."""
-    require_unet_self_attention(model, node)
+    """Clone `model` and add a FrameKVPatch subclass as an attn1 patch (with the hooks it needs); on a supported
+    DiT image model (Flux, SD3) as a K/V patch of its joint attention instead (nodes/_dit.py)."""
     if videos < 1:
         raise ValueError(f"{node}: videos must be at least 1, got {videos}")
+    if not self_attention_blocks(model):
+        from . import _dit
+        if _dit.family(model) is not None:
+            return _dit.patch_model(model, patch_cls, node, start_percent, end_percent, videos=videos, **kw)
+        require_unet_self_attention(model, node, dits=_dit.SUPPORTED)
     m = model.clone()
     video = is_video_unet(m)
     if video:

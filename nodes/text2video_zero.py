@@ -171,12 +171,16 @@ class CrossFrameAttentionPatch(io.ComfyNode):
                 "Makes an image model draw a batch of frames as one video: each frame's self-attention reads "
                 "the keys and values of an anchor frame (the first frame, in the paper) instead of its own, "
                 "so objects keep their look across frames. Text cross-attention is untouched. Use with a "
-                f"latent batch of frames (one per frame). From {PAPER}. Cost: about the same as the "
+                f"latent batch of frames (one per frame). Models: SD1.x, SD2.x, SDXL and SVD U-Nets; Flux and "
+                "SD3/SD3.5 DiTs (joint attention: the image tokens' keys and values come from the anchor, text "
+                f"tokens stay per frame). From {PAPER}. Cost: about the same as the "
                 "unpatched model for one anchor; two-anchor modes double the self-attention keys."),
             search_aliases=ALIASES,
             inputs=[
-                io.Model.Input("model", tooltip="An image U-Net (SD1.x, SD2.x, SDXL); on SVD only the spatial "
-                                                "attention is patched."),
+                io.Model.Input("model", tooltip="An image U-Net (SD1.x, SD2.x, SDXL; on SVD only the spatial "
+                                                "attention is patched) or a Flux or SD3/SD3.5 DiT (there the image "
+                                                "tokens' keys/values come from the anchor; text tokens stay per "
+                                                "frame)."),
                 io.Combo.Input("anchor", options=list(ANCHOR_MODES), default="first",
                                tooltip="Which frames each frame attends to. first: frame 0 (the paper). "
                                        "previous: the frame before (smoother motion, more drift). "

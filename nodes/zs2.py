@@ -218,12 +218,15 @@ class TemporalMomentumAttention(io.ComfyNode):
                 "Each frame's self-attention reads keys and values that are a running average (EMA) over the "
                 "frames before it: m_0 = x_0, m_a = μ·m_(a−1) + (1 − μ)·x_a. Smooth motion with a consistent "
                 "subject. μ = 1 is cross-frame attention to frame 0, μ = 0 plain self-attention. Stacks with "
-                f"Cross-Frame Attention and IPAdapter-style patches. From {PAPER}. Cost: one pass over the "
+                "Cross-Frame Attention and IPAdapter-style patches. Models: SD1.x, SD2.x, SDXL and SVD U-Nets; "
+                "Flux and SD3/SD3.5 DiTs (the EMA is over the image tokens' keys and values of the joint "
+                f"attention). From {PAPER}. Cost: one pass over the "
                 "frames per attention layer (≈ the unpatched model)."),
             search_aliases=ALIASES + ["temporal momentum attention", "TMA", "momentum attention"],
             inputs=[
-                io.Model.Input("model", tooltip="An image U-Net (SD1.x, SD2.x, SDXL); on SVD only spatial "
-                                                "attention is patched."),
+                io.Model.Input("model", tooltip="An image U-Net (SD1.x, SD2.x, SDXL; on SVD only spatial "
+                                                "attention is patched) or a Flux or SD3/SD3.5 DiT (the EMA is over "
+                                                "the image tokens' keys/values; text tokens stay per frame)."),
                 io.Float.Input("mu", default=0.98, min=0.0, max=1.0, step=0.001,
                                tooltip="Momentum μ: how much each frame's keys/values keep from the previous "
                                        "frames. Paper: 0.98. Lower = more per-frame freedom (and flicker)."),

@@ -160,6 +160,32 @@ def tiny_sd3(seed: int = 0):
     return patcher(_model(comfy.supported_models.SD3, SD3_TINY_DIT, seed, calibrate=False))
 
 
+# Flux (dev layout: guidance embedding), one double and one single block, 2 heads of 32 (RoPE axes 8+12+12).
+FLUX_TINY_DIT = {"image_model": "flux", "in_channels": 16, "out_channels": 16, "vec_in_dim": 32,
+                 "context_in_dim": 32, "hidden_size": 64, "mlp_ratio": 4.0, "num_heads": 2, "depth": 1,
+                 "depth_single_blocks": 1, "axes_dim": [8, 12, 12], "theta": 10000, "patch_size": 2,
+                 "qkv_bias": True, "guidance_embed": True}
+
+
+def tiny_flux(seed: int = 0):
+    """A tiny Flux built with ComfyUI's own classes (supported_models.Flux → model_base.Flux → ldm Flux)."""
+    import_comfy()
+    import comfy.supported_models
+    return patcher(_model(comfy.supported_models.Flux, FLUX_TINY_DIT, seed, calibrate=False))
+
+
+# Wan 2.1 text-to-video, one block of 128 channels (one head): a video DiT, which the image techniques refuse.
+WAN_TINY_DIT = {"image_model": "wan2.1", "model_type": "t2v", "dim": 128, "ffn_dim": 256, "num_heads": 1,
+                "num_layers": 1, "in_dim": 16, "out_dim": 16, "patch_size": (1, 2, 2), "freq_dim": 256,
+                "window_size": (-1, -1), "qk_norm": True, "cross_attn_norm": True, "eps": 1e-6}
+
+
+def tiny_wan(seed: int = 0):
+    import_comfy()
+    import comfy.supported_models
+    return patcher(_model(comfy.supported_models.WAN21_T2V, WAN_TINY_DIT, seed, calibrate=False))
+
+
 def patcher(model):
     """Wrap a BaseModel in a ModelPatcher on the current device (CPU in tests)."""
     mm = import_comfy()
@@ -394,15 +420,26 @@ def build_sd3_diffusion_model(path: Path, seed: int = 0) -> None:
                                 metadata={"zerovideo": "tiny random SD3 MMDiT"})
 
 
+def build_wan_diffusion_model(path: Path, seed: int = 0) -> None:
+    """A bare Wan 2.1 T2V file for UNETLoader (detected from its keys): a video DiT, over HTTP."""
+    import_comfy()
+    import comfy.utils
+    dm = tiny_wan(seed).model.diffusion_model
+    comfy.utils.save_torch_file({k: v.contiguous() for k, v in dm.state_dict().items()}, str(path),
+                                metadata={"zerovideo": "tiny random Wan 2.1 T2V"})
+
+
 CONTROLNET_NAME = "zerovideo_tiny_controlnet_sd15.safetensors"
 IP2P_NAME = "zerovideo_tiny_ip2p_sd15.safetensors"
 EXVIDEO_NAME = "zerovideo_tiny_exvideo_128f.safetensors"
 SD3_NAME = "zerovideo_tiny_sd3_mmdit.safetensors"
+WAN_NAME = "zerovideo_tiny_wan21_t2v.safetensors"
 BUILDERS = {SD15_NAME: build_sd15_checkpoint, SVD_NAME: build_svd_checkpoint,
             CONTROLNET_NAME: build_controlnet_checkpoint, IP2P_NAME: build_ip2p_checkpoint,
-            EXVIDEO_NAME: build_exvideo_extension, SD3_NAME: build_sd3_diffusion_model}
+            EXVIDEO_NAME: build_exvideo_extension, SD3_NAME: build_sd3_diffusion_model,
+            WAN_NAME: build_wan_diffusion_model}
 FOLDERS = {SD15_NAME: "checkpoints", SVD_NAME: "checkpoints", CONTROLNET_NAME: "controlnet", IP2P_NAME: "checkpoints",
-           EXVIDEO_NAME: "exvideo", SD3_NAME: "diffusion_models"}
+           EXVIDEO_NAME: "exvideo", SD3_NAME: "diffusion_models", WAN_NAME: "diffusion_models"}
 
 
 def recipe_hash(name: str) -> str:

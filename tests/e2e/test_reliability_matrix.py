@@ -96,15 +96,16 @@ def test_execution_errors_are_clear_messages(client, object_info, good, case):
     good()
 
 
-DIT, IMAGE_MODEL = "a DiT", "an image model"
+DIT, VIDEO_DIT, IMAGE_MODEL = "a DiT", "a video DiT", "an image model"
 CASCADE = {"factor": "x2", "key_frames": 2, "cfg": 2.5}
-# every MODEL node on a DiT (UNETLoader of a tiny SD3 MMDiT), the SVD-only ones on SD1.5 too:
-# (model, node, inputs besides the model, message)
+# every MODEL node on a model it does not take (UNETLoader of a tiny SD3 MMDiT or Wan 2.1 video DiT; the
+# attention nodes take SD3 and Flux), the SVD-only ones on SD1.5 too: (model, node, inputs besides the model, message)
 WRONG_FAMILY = [
-    (DIT, "ZeroVideo.CrossFrameAttentionPatch", {"anchor": "first", "start_percent": 0.0, "end_percent": 1.0},
-     "Cross-Frame Attention: this model (OpenAISignatureMMDITWrapper) has no U-Net self-attention blocks"),
-    (DIT, "ZeroVideo.TemporalMomentumAttention", {"mu": 0.98, "anchor_mix": 0.0, "start_percent": 0.0,
-                                                  "end_percent": 1.0}, "has no U-Net self-attention blocks"),
+    (VIDEO_DIT, "ZeroVideo.CrossFrameAttentionPatch", {"anchor": "first", "start_percent": 0.0, "end_percent": 1.0},
+     "Cross-Frame Attention: this model (WanModel) has no U-Net self-attention blocks to patch and is not a "
+     "supported DiT. It works with SD1.x, SD2.x, SDXL and SVD U-Nets, and Flux"),
+    (VIDEO_DIT, "ZeroVideo.TemporalMomentumAttention", {"mu": 0.98, "anchor_mix": 0.0, "start_percent": 0.0,
+                                                        "end_percent": 1.0}, "is not a supported DiT"),
     (DIT, "ZeroVideo.HiddenStateCorrection", {"strength": 0.8, "schedule": "linear", "loop": False},
      "Hidden State Correction: needs a Stable Video Diffusion model"),
     (DIT, "ZeroVideo.ExVideoTemporalExtend", {"mode": "interpolate", "extension": "(none: training-free modes)"},
@@ -122,13 +123,14 @@ WRONG_FAMILY = [
 def test_model_nodes_refuse_the_wrong_model_family(client, object_info, good, case):
     import re
 
-    from scripts.tiny_models import SD3_NAME
+    from scripts.tiny_models import SD3_NAME, WAN_NAME
     family, node, inputs, message = case
     prompt = tiny_prompt(object_info, SD15, QUICK[SD15])
     ksampler = prompt[first_node(prompt, "KSampler")]["inputs"]
     model = [first_node(prompt, "CheckpointLoaderSimple"), 0]
-    if family == DIT:
-        prompt["89"] = {"class_type": "UNETLoader", "inputs": {"unet_name": SD3_NAME, "weight_dtype": "default"}}
+    if family in (DIT, VIDEO_DIT):
+        prompt["89"] = {"class_type": "UNETLoader", "inputs": {"unet_name": SD3_NAME if family == DIT else WAN_NAME,
+                                                               "weight_dtype": "default"}}
         model = ["89", 0]
     prompt["90"] = {"class_type": node, "inputs": dict(inputs, model=model)}
     if node.endswith("SelfCascadeInterpolate"):

@@ -1,12 +1,15 @@
-"""Every node that takes a MODEL refuses a DiT (SD3's MMDiT, tiny, random weights) with a message that says
-which models it works with, before anything runs; the DiT's own patcher is left untouched."""
+"""Every node that takes a MODEL refuses a DiT it does not support with a message that says which models it
+works with, before anything runs; the DiT's own patcher is left untouched. The SVD nodes on SD3's MMDiT; the
+attention nodes (which take Flux and SD3) on a video DiT, Wan 2.1 (tiny, random weights)."""
 import pytest
+
+ATTENTION_NODES = ("CrossFrameAttentionPatch", "TemporalMomentumAttention")
 
 
 @pytest.fixture(scope="module")
-def dit(comfy):
+def dits(comfy):
     from scripts import tiny_models
-    return tiny_models.tiny_sd3()
+    return {"sd3": tiny_models.tiny_sd3(), "wan": tiny_models.tiny_wan()}
 
 
 def calls(pack):
@@ -28,7 +31,8 @@ def calls(pack):
 
 @pytest.mark.parametrize("node", ["CrossFrameAttentionPatch", "TemporalMomentumAttention", "HiddenStateCorrection",
                                   "SelfCascadeInterpolate", "ExVideoTemporalExtend"])
-def test_a_dit_is_refused_naming_the_supported_models(pack, dit, node):
+def test_a_dit_is_refused_naming_the_supported_models(pack, dits, node):
+    dit = dits["wan" if node in ATTENTION_NODES else "sd3"]
     call, message = calls(pack)[node]
     before = (dict(dit.model_options), dict(dit.object_patches), len(dit.patches))
     with pytest.raises(ValueError, match=message) as err:

@@ -197,8 +197,7 @@ def test_graph_form_equals_the_one_node_sampler(t2vz, sd15, family):
         model, channels, scheduler = tiny_models.tiny_sd3(), 16, "simple"
         pos, neg = sd3_conds()
     frames, steps, seed, t0, t1 = 3, 10, 11, 30, 40
-    if family == "sd15":
-        model = cross_frame(model)  # (no cross-frame attention for DiTs yet: the motion step alone on SD3)
+    model = cross_frame(model)
     noise = torch.randn(frames, channels, 8, 8, generator=gen(6))
     one_node = sample_custom(model, t2vz_sampler(t2vz, "euler", motion_x=0.0, motion_y=0.0, t0=t0, t1=t1), noise,
                              pos, neg, steps=steps, cfg=4.0, scheduler=scheduler, seed=seed)

@@ -1,0 +1,154 @@
+"""Frame-aware keys/values on DiT image models (Flux, SD3/SD3.5): the attention techniques beyond U-Nets.
+
+A DiT has no separate self-attention: each block attends jointly over the text tokens and the image tokens of
+one frame. The techniques change only what the *image tokens'* keys and values are; queries and text tokens
+stay per frame. Both families give every frame the same token grid (Flux: the same RoPE positions for every
+batch row; SD3: the same absolute position embedding added before the blocks), so an anchor frame's keys,
+positions included, are valid keys for any other frame.
+
+Hooks (no class is monkey-patched; all on a cloned ModelPatcher):
+- `transformer_options["optimized_attention_override"]` — ComfyUI calls it instead of the attention function
+  (`comfy.ldm.modules.attention.wrap_attn`) with the function and its arguments: q, k, v after projection,
+  QK-norm and (Flux) RoPE. One dispatcher per model runs the pack's patches in the order they were added, then
+  hands over to an override that was there before (another pack's), or to the attention function.
+- an APPLY_MODEL wrapper that tells the dispatcher, per model call, how many text tokens lead the sequence
+  and how many image tokens the latent makes, and counts the attention calls (the site of each call).
+
+Token layout per family: Flux double and single blocks attend over [text, image (, reference images)];
+SD3's joint blocks over [registers, text, image], and SD3.5's MMDiT-X blocks also over [image] alone.
+"""
+from __future__ import annotations
+
+import comfy.patcher_extension
+import torch
+
+from . import _patching
+
+PATCHES_KEY = "zerovideo_dit_kv"  # transformer_options: the pack's DiT K/V patches, in order
+INNER_KEY = "zerovideo_dit_inner_override"  # transformer_options: the override that was there before ours
+CALL_KEY = "zerovideo_dit_call"  # transformer_options of one model call: token counts, attention-call counter
+OVERRIDE = "optimized_attention_override"
+
+SUPPORTED = "Flux (dev, schnell and their fine-tunes) and SD3/SD3.5"
+
+
+def family(model) -> str | None:
+    """'flux' or 'sd3' for the DiT image models the K/V patches support, else None."""
+    dm = model.get_model_object("diffusion_model")
+    import comfy.ldm.flux.model
+    import comfy.ldm.modules.diffusionmodules.mmdit as mmdit
+    if type(dm) is comfy.ldm.flux.model.Flux:  # subclasses (video or edit variants) lay tokens out otherwise
+        return "flux"
+    if type(dm) is mmdit.OpenAISignatureMMDITWrapper:
+        return "sd3"
+    return None
+
+
+def _token_counts(model, x: torch.Tensor, context) -> tuple[int, int]:
+    """(leading non-image tokens, image tokens of the latent) for one model call."""
+    dm = model.diffusion_model
+    p = dm.patch_size
+    image = ((x.shape[-2] + p - 1) // p) * ((x.shape[-1] + p - 1) // p)
+    text = 0 if context is None else int(context.shape[1])
+    text += int(getattr(dm, "register_length", 0) or 0)  # SD3's register tokens lead the text
+    return text, image
+
+
+def _apply_model(executor, *args, **kwargs):
+    """APPLY_MODEL wrapper: put this call's token counts and a fresh attention-call counter in a copy of its
+    transformer_options."""
+    x = args[0] if args else kwargs["x"]
+    context = _patching.argument(executor, args, kwargs, "c_crossattn", None)
+    opts = _patching.argument(executor, args, kwargs, "transformer_options", None) or {}
+    text, image = _token_counts(executor.class_obj, x, context)
+    opts = dict(opts)
+    opts[CALL_KEY] = {"text": text, "image": image, "calls": 0}
+    args, kwargs = _patching.with_argument(executor, args, kwargs, "transformer_options", opts)
+    return executor(*args, **kwargs)
+
+
+def _tokens_last(t: torch.Tensor, heads_first: bool) -> torch.Tensor:
+    """(B, H, L, D) (skip_reshape), (B, L, H·D) or (B, L, H, D) (SD3 hands its values over unflattened) →
+    (B, L, H·D)."""
+    if heads_first:
+        return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], -1)
+    return t.reshape(t.shape[0], t.shape[1], -1)
+
+
+def _restore(t: torch.Tensor, like: torch.Tensor, heads_first: bool) -> torch.Tensor:
+    """(B, L', H·D) → the layout of `like`, with L' tokens."""
+    if heads_first:
+        b, h, _, d = like.shape
+        return t.reshape(b, t.shape[1], h, d).transpose(1, 2)
+    return t.reshape(like.shape[0], t.shape[1], *like.shape[2:])
+
+
+def dispatch(func, *args, **kwargs):
+    """The attention override: the pack's K/V patches on the image tokens, then the attention itself."""
+    opts = kwargs.get("transformer_options") or {}
+    patches = opts.get(PATCHES_KEY) or ()
+    inner = opts.get(INNER_KEY)
+    call = opts.get(CALL_KEY)
+    if patches and call is not None and len(args) >= 3:
+        q, k, v = args[:3]
+        site = call["calls"]
+        call["calls"] = site + 1
+        new_k, new_v = _frame_kv(patches, q, k, v, kwargs, opts, call, site)
+        if new_k is not k or new_v is not v:
+            if kwargs.get("mask") is not None and new_k.shape != k.shape:
+                raise ValueError("Cross-Frame Attention: two-anchor modes (first+previous, first+self) do not work "
+                                 "with an attention mask on this model; use anchor 'first' or 'previous'.")
+            args = (q, new_k, new_v, *args[3:])
+    if inner is not None:
+        return inner(func, *args, **kwargs)
+    return func(*args, **kwargs)
+
+
+def _frame_kv(patches, q, k, v, kwargs, opts, call, site):
+    heads_first = bool(kwargs.get("skip_reshape", False))
+    axis = 2 if heads_first else 1
+    total, text, image = k.shape[axis], call["text"], call["image"]
+    if total == image:  # image tokens alone (SD3.5's second attention)
+        lead = 0
+    elif total - text >= image:  # [text, image, (reference images)]
+        lead = text
+    else:
+        return k, v  # an attention of another kind: left alone
+    chunks = len(opts.get("cond_or_uncond") or [0])
+    if k.shape[0] % chunks:
+        return k, v
+    kk, vv = _tokens_last(k, heads_first), _tokens_last(v, heads_first)
+    img_k, img_v = kk[:, lead:], vv[:, lead:]
+    changed = False
+    for patch in patches:
+        if opts not in patch.sigmas:
+            continue
+        groups = _patching.video_groups(chunks, k.shape[0] // chunks, patch.videos, patch.node,
+                                        opts.get("context_window") is not None)
+        # a distinct site for keys and values: a patch that caches per site (the global first frame under
+        # context windows) must not give values the keys it cached
+        img_k = patch.kv(img_k, groups, dict(opts, block=("dit", site, "k"), block_index=0))
+        img_v = patch.kv(img_v, groups, dict(opts, block=("dit", site, "v"), block_index=0))
+        changed = True
+    if not changed:
+        return k, v
+    new_k = torch.cat((kk[:, :lead], img_k), dim=1) if lead else img_k
+    new_v = torch.cat((vv[:, :lead], img_v), dim=1) if lead else img_v
+    return _restore(new_k, k, heads_first), _restore(new_v, v, heads_first)
+
+
+def patch_model(model, patch_cls, node: str, start_percent: float, end_percent: float, videos: int = 1, **kw):
+    """Clone `model` (a supported DiT) and add a FrameKVPatch subclass to its DiT K/V patches."""
+    m = model.clone()
+    opts = m.model_options.setdefault("transformer_options", {})
+    patch = patch_cls(sigmas=_patching.SigmaRange(m, start_percent, end_percent), video=False, videos=videos,
+                      node=node, **kw)
+    previous = opts.get(OVERRIDE)
+    if previous is not dispatch:
+        opts[INNER_KEY] = previous  # another pack's override: ours hands over to it
+        opts[OVERRIDE] = dispatch
+    opts[PATCHES_KEY] = [*opts.get(PATCHES_KEY, ()), patch]
+    _patching.add_run_state(m)
+    m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, CALL_KEY)
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, CALL_KEY, _apply_model)
+    return m

@@ -1,0 +1,221 @@
+"""Cross-Frame Attention and Temporal Momentum Attention on DiT image models: tiny random-weight Flux and SD3
+built from ComfyUI's own classes, sampled by ComfyUI's samplers.
+
+The reference attention is written here from the technique's definition (per frame: queries and text tokens of
+the frame, image-token keys/values of the anchor frame) with a plain softmax, on the q/k/v that the unpatched
+model hands its attention function."""
+import math
+
+import pytest
+import torch
+from zv_testing import assert_close_scaled, cross_frame, force_split_cond_uncond, gen, momentum, sample
+
+FAMILIES = ["flux", "sd3"]
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def dit(request, comfy):
+    from scripts import tiny_models
+    return request.param, (tiny_models.tiny_flux(seed=2) if request.param == "flux" else tiny_models.tiny_sd3(seed=2))
+
+
+def conds(family: str):
+    dim = 32 if family == "flux" else 64
+    return ([[torch.randn(1, 7, dim, generator=gen(s)),
+              {"pooled_output": torch.randn(1, dim, generator=gen(s + 5)), "guidance": 3.5}]] for s in (1, 2))
+
+
+def run(model, family, noise, cfg=2.0, steps=2, **kw):
+    pos, neg = conds(family)
+    return sample(model, noise, pos, neg, steps=steps, cfg=cfg, scheduler="simple", **kw)
+
+
+def frames(n=3, seed=4):
+    return torch.randn(n, 16, 8, 8, generator=gen(seed))
+
+
+def test_input_model_is_not_modified(dit):
+    family, m = dit
+    before = (repr(m.model_options), dict(m.object_patches), len(m.patches), repr(m.wrappers))
+    cross_frame(m)
+    momentum(m, 0.9)
+    assert (repr(m.model_options), dict(m.object_patches), len(m.patches), repr(m.wrappers)) == before
+
+
+def test_identities_mu_one_mu_zero_and_patch_off(dit):
+    """μ = 1 ≡ cross-frame attention to frame 0; μ = 0 ≡ unpatched; an empty sigma range ≡ unpatched (bit for
+    bit); frame 0 (its own anchor) ≡ unpatched; the other frames change."""
+    family, m = dit
+    noise = frames()
+    base = run(m, family, noise)
+    cf = run(cross_frame(m), family, noise)
+    assert torch.equal(run(momentum(m, 1.0), family, noise), cf)
+    assert torch.equal(run(momentum(m, 0.0), family, noise), base)
+    assert torch.equal(run(cross_frame(m, start=1.0, end=1.0), family, noise), base)
+    assert torch.equal(cf[:1], base[:1])
+    assert float((cf[1:] - base[1:]).abs().max()) > 1e-3 * float(base.abs().max())
+
+
+def recorder(log: list):
+    """Another pack's attention override: records q, k, v, the output and the call's layout, changes nothing."""
+    def record(func, *args, **kwargs):
+        out = func(*args, **kwargs)
+        opts = kwargs.get("transformer_options") or {}
+        log.append({"q": args[0], "k": args[1], "v": args[2], "out": out,
+                    "heads_first": bool(kwargs.get("skip_reshape")),
+                    "heads": kwargs.get("heads", args[3] if len(args) > 3 else None),
+                    "chunks": list(opts.get("cond_or_uncond") or [0])})
+        return out
+    return record
+
+
+def with_recorder(m, log):
+    r = m.clone()
+    r.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = recorder(log)
+    return r
+
+
+def to_heads(t, rec):
+    """(B, H, L, D) from either layout."""
+    if rec["heads_first"]:
+        return t
+    if t.ndim == 4:  # (B, L, H, D): SD3's values
+        return t.transpose(1, 2)
+    b, n, c = t.shape
+    h = rec["heads"]
+    return t.view(b, n, h, c // h).transpose(1, 2)
+
+
+def reference(rec, text: int, anchors: tuple[str, ...]) -> torch.Tensor:
+    """Per frame, per chunk: softmax(q kᵀ/√d) v with the frame's text keys and the anchors' image keys."""
+    q, k, v = (to_heads(rec[n], rec).double() for n in ("q", "k", "v"))
+    chunks = len(rec["chunks"])
+    per = q.shape[0] // chunks
+    out = torch.empty_like(q)
+    for c in range(chunks):
+        for f in range(per):
+            i = c * per + f
+            rows = [c * per + (0 if a == "first" else max(f - 1, 0) if a == "previous" else f) for a in anchors]
+            keys = torch.cat([k[i, :, :text]] + [k[r, :, text:] for r in rows], dim=1)
+            vals = torch.cat([v[i, :, :text]] + [v[r, :, text:] for r in rows], dim=1)
+            w = torch.softmax(q[i] @ keys.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
+            out[i] = w @ vals
+    b, h, n, d = out.shape
+    return out.transpose(1, 2).reshape(b, n, h * d)  # ComfyUI's attention returns (B, L, H·D)
+
+
+@pytest.mark.parametrize("anchor,anchors", [("first", ("first",)), ("first+previous", ("first", "previous"))])
+def test_the_first_block_matches_a_per_frame_reference_attention(dit, anchor, anchors):
+    """The first joint attention of the patched model (cond and uncond batched, 3 frames) equals the reference
+    computed on the q/k/v the unpatched model gives it (nothing before the first block is patched). The
+    patched model reaches the reference through another pack's override, which it must hand over to."""
+    from zerovideo.nodes import _dit
+    family, m = dit
+    plain, patched = [], []
+    noise = frames()
+    run(with_recorder(m, plain), family, noise, steps=1)
+    run(cross_frame(with_recorder(m, patched), anchor=anchor), family, noise, steps=1)
+    assert len(plain) == len(patched) > 0
+    assert plain[0]["chunks"] == patched[0]["chunks"] and len(plain[0]["chunks"]) == 2
+    assert torch.equal(plain[0]["q"], patched[0]["q"])
+    text = 7 if family == "flux" else 7 + int(m.model.diffusion_model.register_length)
+    expected = reference(plain[0], text, anchors)
+    got = patched[0]["out"].double()
+    assert float((got - expected).abs().max()) <= 1e-5 * float(expected.abs().max())
+    # the image tokens are what the model computes for the latent (Flux and SD3 patch 2×2)
+    image = 16
+    assert to_heads(plain[0]["k"], plain[0]).shape[2] == text + image
+    assert to_heads(patched[0]["k"], patched[0]).shape[2] == text + image * len(anchors)
+    assert _dit.family(m) == family
+
+
+def test_cond_and_uncond_never_mix(dit):
+    """Batched cond+uncond, the split (low-memory) path and CFG 1 (cond alone) agree on the cond frames."""
+    family, m = dit
+    noise = frames()
+    patched = cross_frame(m)
+    batched = run(patched, family, noise)
+    split = run(force_split_cond_uncond(cross_frame(m)), family, noise)
+    assert_close_scaled(split, batched)
+    log = []
+    run(with_recorder(patched, log), family, noise, cfg=1.0, steps=1)
+    assert log and all(r["chunks"] == [0] for r in log)
+
+
+def test_a_single_step_sampler_keeps_frame_zero_the_single_image(dit, pack):
+    """Text2Video-Zero Sampler on the DiT with cross-frame attention: frame 0 is the single image of the same
+    noise (euler has no history across the sampler's passes)."""
+    import comfy.sample
+    import comfy.samplers
+    from zerovideo.nodes import text2video_zero as t2vz
+    family, m = dit
+    pos, neg = conds(family)
+    noise = comfy.sample.prepare_noise(torch.zeros(3, 16, 8, 8), 9)
+    sampler = t2vz.Text2VideoZeroSampler.execute(sampler=comfy.samplers.sampler_object("euler"), motion_x=4.0,
+                                                 motion_y=0.0, zoom=1.0, rotation=0.0, t0=30, t1=40,
+                                                 interpolation="nearest").args[0]
+    sigmas = comfy.samplers.calculate_sigmas(m.get_model_object("model_sampling"), "simple", 10)
+    video = comfy.sample.sample_custom(cross_frame(m), noise, 2.0, sampler, sigmas, pos, neg,
+                                       torch.zeros_like(noise), seed=0, disable_pbar=True)
+    single = comfy.sample.sample_custom(m, noise[:1], 2.0, comfy.samplers.sampler_object("euler"), sigmas, pos, neg,
+                                        torch.zeros_like(noise[:1]), seed=0, disable_pbar=True)
+    assert_close_scaled(video[:1], single)
+    assert float((video[1:] - video[:1]).abs().max()) > 1e-3 * float(single.abs().max())
+
+
+def with_context_windows(model, length=4, overlap=2):
+    """What core's ContextWindowsManual node does (static standard schedule, pyramid fusion)."""
+    import comfy.context_windows as cw
+    m = model.clone()
+    m.model_options["context_handler"] = cw.IndexListContextHandler(
+        context_schedule=cw.get_matching_context_schedule(cw.ContextSchedules.STATIC_STANDARD),
+        fuse_method=cw.get_matching_fuse_method(cw.ContextFuseMethods.PYRAMID),
+        context_length=length, context_overlap=overlap, context_stride=1, closed_loop=False, dim=0)
+    return m
+
+
+def test_under_context_windows_global_frame_zero_stays_the_anchor(dit):
+    """Each frame depends only on itself and frame 0 (its text tokens are its own): windowed sampling equals the
+    full batch, also for windows without frame 0 (its keys and values are kept apart per attention site)."""
+    family, m = dit
+    noise = frames(8, 13)
+    steps = 7  # ComfyUI 0.3.75's context handler needs frames == steps + 1 (see the U-Net test)
+    full = run(cross_frame(m), family, noise, steps=steps)
+    windowed = run(with_context_windows(cross_frame(m)), family, noise, steps=steps)
+    assert_close_scaled(windowed, full)
+
+
+@pytest.mark.parametrize("kind", ["cross-frame", "momentum"])
+def test_several_videos_in_one_batch_read_only_their_own_frames(dit, kind):
+    from zerovideo.nodes.text2video_zero import CrossFrameAttentionPatch
+    from zerovideo.nodes.zs2 import TemporalMomentumAttention
+    family, m = dit
+
+    def patch(videos):
+        if kind == "cross-frame":
+            return CrossFrameAttentionPatch.execute(model=m, anchor="first+previous", start_percent=0.0,
+                                                    end_percent=1.0, videos=videos).args[0]
+        return TemporalMomentumAttention.execute(model=m, mu=0.9, anchor_mix=0.0, start_percent=0.0,
+                                                 end_percent=1.0, videos=videos).args[0]
+    noise = frames(6, 21)
+    each = torch.cat([run(patch(1), family, noise[:3]), run(patch(1), family, noise[3:])])
+    assert_close_scaled(run(patch(2), family, noise), each)
+
+
+def test_momentum_stacks_after_cross_frame_as_on_u_nets(dit):
+    """Patches apply in the order they were added: momentum over keys that cross-frame attention already made
+    frame 0's everywhere is frame 0 again, so the stack equals cross-frame attention alone."""
+    family, m = dit
+    noise = frames()
+    assert_close_scaled(run(momentum(cross_frame(m), 0.9), family, noise), run(cross_frame(m), family, noise))
+
+
+def test_a_video_dit_is_refused_naming_it_and_the_supported_models(comfy, pack):
+    from scripts import tiny_models
+    wan = tiny_models.tiny_wan()
+    for call in (lambda: cross_frame(wan), lambda: momentum(wan, 0.9)):
+        with pytest.raises(ValueError, match=r"this model \(WanModel\) has no U-Net self-attention blocks to patch "
+                                             r"and is not a supported DiT\. It works with SD1\.x, SD2\.x, SDXL and "
+                                             r"SVD U-Nets, and Flux \(dev, schnell and their fine-tunes\) and "
+                                             r"SD3/SD3\.5 DiTs\."):
+            call()
