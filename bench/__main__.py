@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import exvideo, patch_overhead, posttune, soak, t2vz, t2vz_diffusers, vae_decode, zerosmooth, zs2
+from bench import (dit_attention, exvideo, patch_overhead, posttune, soak, t2vz, t2vz_diffusers, vae_decode,
+                   zerosmooth, zs2)
 
 BENCHMARKS = {
     "patch_overhead": patch_overhead.run,
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "soak": soak.run,
     "vae_decode": vae_decode.run,
     "posttune": posttune.run,
+    "dit_attention": dit_attention.run,
 }
 
 
