@@ -17,13 +17,15 @@ DOCS = REPO / "web" / "docs"
 EXAMPLES = {
     "ZeroVideo.LatentVideoInfo": "Put it after any sampler: `workflows/sd15_frames_baseline.json`.",
     "ZeroVideo.CrossFrameAttentionPatch": "`workflows/t2vz_text_to_video.json` (model), "
-                                          "`workflows/t2vz_controlnet_video.json` (model + ControlNet).",
+                                          "`workflows/t2vz_controlnet_video.json` (model + ControlNet), "
+                                          "`workflows/flux_t2vz_text_to_video.json` (Flux).",
     "ZeroVideo.Text2VideoZeroSampler": "`workflows/t2vz_text_to_video.json`: KSamplerSelect (ddim) → this → "
                                        "SamplerCustomAdvanced with an 8-frame latent.",
     "ZeroVideo.MotionLatentWarp": "`workflows/t2vz_graph_form.json`: between KSamplerAdvanced passes.",
     "ZeroVideo.DependencyNoise": "`workflows/zs2_text_to_video.json`: NOISE → SamplerCustomAdvanced.",
     "ZeroVideo.DependencyNoiseModel": "Checkpoint → this → KSampler with a latent batch of frames.",
-    "ZeroVideo.TemporalMomentumAttention": "`workflows/zs2_text_to_video.json`, `workflows/zs2_lambda_mu_sweep.json`.",
+    "ZeroVideo.TemporalMomentumAttention": "`workflows/zs2_text_to_video.json`, `workflows/zs2_lambda_mu_sweep.json`, "
+                                           "`workflows/sd35_zs2_text_to_video.json` (SD3.5).",
     "ZeroVideo.SelfCascadeInterpolate":
         "`workflows/zerosmooth_svd_x2.json`: GUIDER and LATENT → SamplerCustomAdvanced.",
     "ZeroVideo.HiddenStateCorrection": "`workflows/zerosmooth_direct_vs_corrected.json` shows its effect.",

@@ -25,6 +25,10 @@ CANNY_CONTROLNET = "control_v11p_sd15_canny_fp16.safetensors"
 INPUT_CLIP = "zerovideo_input_clip.mp4"  # any clip Load Video reads (mp4, webm, mov, gif); the tests write one
 SVD_CKPT = "svd_xt.safetensors"
 EXVIDEO_FILE = "ExVideo-SVD-128f-v1.safetensors"
+FLUX_UNET, FLUX_VAE = "flux1-dev.safetensors", "ae.safetensors"
+FLUX_CLIP_L, FLUX_T5 = "clip_l.safetensors", "t5xxl_fp16.safetensors"
+SD35_UNET, SD35_VAE = "sd3.5_medium.safetensors", "sd3.5_medium_vae.safetensors"
+SD35_CLIP_G = "clip_g.safetensors"
 
 # Where each model file comes from, for the frontend's missing-models dialog (`properties.models` of the node
 # that loads it: name, url, directory = the models/ folder it goes into). The ExVideo file is the released
@@ -40,19 +44,41 @@ MODELS = {
                "checkpoints"),
     EXVIDEO_FILE: ("https://huggingface.co/ECNU-CILab/ExVideo-SVD-128f-v1/resolve/main/model.fp16.safetensors",
                    "exvideo"),
+    # Flux-dev (gated: accept the licence on Hugging Face first), its text encoders and VAE as ComfyUI's own Flux
+    # templates name them
+    FLUX_UNET: ("https://huggingface.co/black-forest-labs/FLUX.1-dev/resolve/main/flux1-dev.safetensors",
+                "diffusion_models"),
+    FLUX_CLIP_L: ("https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors",
+                  "text_encoders"),
+    FLUX_T5: ("https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors",
+              "text_encoders"),
+    FLUX_VAE: ("https://huggingface.co/black-forest-labs/FLUX.1-schnell/resolve/main/ae.safetensors", "vae"),
+    # SD3.5 medium (gated), its VAE (the diffusers folder's file, saved under our name) and CLIP-G; CLIP-L and T5
+    # are the same files as Flux's
+    SD35_UNET: ("https://huggingface.co/stabilityai/stable-diffusion-3.5-medium/resolve/main/sd3.5_medium.safetensors",
+                "diffusion_models"),
+    SD35_VAE: ("https://huggingface.co/stabilityai/stable-diffusion-3.5-medium/resolve/main/vae/"
+               "diffusion_pytorch_model.safetensors", "vae"),
+    SD35_CLIP_G: ("https://huggingface.co/Comfy-Org/stable-diffusion-3.5-fp8/resolve/main/text_encoders/"
+                  "clip_g.safetensors", "text_encoders"),
 }
-# loader class -> the input that names its model file
-MODEL_INPUTS = {"CheckpointLoaderSimple": "ckpt_name", "ImageOnlyCheckpointLoader": "ckpt_name",
-                "ControlNetLoader": "control_net_name", "ZeroVideo.ExVideoTemporalExtend": "extension"}
+# loader class -> the inputs that name its model files
+MODEL_INPUTS = {"CheckpointLoaderSimple": ("ckpt_name",), "ImageOnlyCheckpointLoader": ("ckpt_name",),
+                "ControlNetLoader": ("control_net_name",), "ZeroVideo.ExVideoTemporalExtend": ("extension",),
+                "UNETLoader": ("unet_name",), "VAELoader": ("vae_name",),
+                "DualCLIPLoader": ("clip_name1", "clip_name2"),
+                "TripleCLIPLoader": ("clip_name1", "clip_name2", "clip_name3")}
 
 
 def model_entries(node: dict) -> list[dict]:
-    """ComfyUI's model metadata for a node that loads a model file (empty for any other node)."""
-    file = node["inputs"].get(MODEL_INPUTS.get(node["class_type"], ""))
-    if file not in MODELS:
-        return []
-    url, directory = MODELS[file]
-    return [{"name": file, "url": url, "directory": directory}]
+    """ComfyUI's model metadata for a node that loads model files (empty for any other node)."""
+    out = []
+    for key in MODEL_INPUTS.get(node["class_type"], ()):
+        file = node["inputs"].get(key)
+        if file in MODELS:
+            url, directory = MODELS[file]
+            out.append({"name": file, "url": url, "directory": directory})
+    return out
 
 
 class Graph:
@@ -590,6 +616,61 @@ def zs2_t2vz_motion() -> Graph:
     return g
 
 
+DIT_NOTE = (
+    "## DiT models\nOn Flux and SD3/SD3.5 the attention nodes change the image tokens' keys and values in every "
+    "joint-attention block (from frame 0, or the running average over frames); each frame keeps its own text "
+    "tokens and queries. Latent batch size = frame count. Other image DiTs and video DiTs are refused by name.")
+
+
+def flux_t2vz_text_to_video() -> Graph:
+    g = Graph("flux_t2vz_text_to_video",
+              "# Text2Video-Zero on Flux: text to video\nFlux-dev (guidance 3.5, CFG 1, euler 20 steps, 8 frames at "
+              "512²) with cross-frame attention to frame 0 and the paper's global motion (12, 12) from t0/t1 scaled "
+              "to 20 steps. Any Flux fine-tune works; for Flux-schnell use 4-8 steps.", tiny_frames=8, tiny_fps=4.0)
+    g.add(1, "UNETLoader", unet_name=FLUX_UNET, weight_dtype="default")
+    g.add(2, "DualCLIPLoader", clip_name1=FLUX_T5, clip_name2=FLUX_CLIP_L, type="flux")
+    g.add(3, "VAELoader", vae_name=FLUX_VAE)
+    g.add(4, "CLIPTextEncode", title="Prompt", clip=(2, 0), text=PROMPT)
+    g.add(5, "FluxGuidance", conditioning=(4, 0), guidance=3.5)
+    g.add(6, "ZeroVideo.CrossFrameAttentionPatch", model=(1, 0), anchor="first")
+    g.add(7, "BasicGuider", model=(6, 0), conditioning=(5, 0))
+    g.add(8, "KSamplerSelect", sampler_name="euler")
+    g.add(9, "ZeroVideo.Text2VideoZeroSampler", sampler=(8, 0), fps=4.0)
+    g.add(10, "BasicScheduler", model=(1, 0), scheduler="simple", steps=20, denoise=1.0)
+    g.add(11, "RandomNoise", noise_seed=7)
+    g.add(12, "EmptySD3LatentImage", title="Frames (batch size = frame count)", width=512, height=512, batch_size=8)
+    g.add(13, "SamplerCustomAdvanced", noise=(11, 0), guider=(7, 0), sampler=(9, 0), sigmas=(10, 0),
+          latent_image=(12, 0))
+    _decode_and_save(g, 14, (13, 0), (3, 0), g.name, (9, 1))
+    g.note(DIT_NOTE)
+    return g
+
+
+def sd35_zs2_text_to_video() -> Graph:
+    g = Graph("sd35_zs2_text_to_video",
+              "# ZS² on SD3.5: zero-shot text to video\nSD3.5 medium (CLIP-L, CLIP-G and T5, CFG 4.5, euler "
+              "sgm_uniform 40 steps, 8 frames at 1024²) with dependency noise (λ = 0.01) and temporal momentum "
+              "attention (μ = 0.98) over the image tokens of every joint-attention block. SD3 and SD3.5 large work "
+              "the same way.", tiny_frames=8, tiny_fps=4.0)
+    g.add(1, "UNETLoader", unet_name=SD35_UNET, weight_dtype="default")
+    g.add(2, "TripleCLIPLoader", clip_name1=FLUX_CLIP_L, clip_name2=SD35_CLIP_G, clip_name3=FLUX_T5)
+    g.add(3, "VAELoader", vae_name=SD35_VAE)
+    g.add(4, "CLIPTextEncode", title="Positive", clip=(2, 0), text=PROMPT)
+    g.add(5, "CLIPTextEncode", title="Negative", clip=(2, 0), text=NEGATIVE)
+    g.add(6, "ZeroVideo.TemporalMomentumAttention", model=(1, 0), mu=0.98)
+    g.add(7, "CFGGuider", model=(6, 0), positive=(4, 0), negative=(5, 0), cfg=4.5)
+    g.add(8, "KSamplerSelect", sampler_name="euler")
+    g.add(9, "BasicScheduler", model=(1, 0), scheduler="sgm_uniform", steps=40, denoise=1.0)
+    g.add(10, "EmptySD3LatentImage", title="Frames (batch size = frame count)", width=1024, height=1024,
+          batch_size=8)
+    g.add(11, "ZeroVideo.DependencyNoise", seed=7, noise_lambda=0.01, latent=(10, 0))
+    g.add(12, "SamplerCustomAdvanced", noise=(11, 0), guider=(7, 0), sampler=(8, 0), sigmas=(9, 0),
+          latent_image=(10, 0))
+    _decode_and_save(g, 13, (12, 0), (3, 0), g.name, 4.0)
+    g.note(DIT_NOTE)
+    return g
+
+
 SWEEP_LAMBDAS = (0.0, 0.01, 0.1)
 SWEEP_MUS = (0.9, 0.98)
 
@@ -633,7 +714,7 @@ def zs2_sweep() -> Graph:
 GRAPHS = [sd15_frames_baseline, svd_img2vid_baseline, t2vz_text_to_video, t2vz_graph_form, t2vz_controlnet_video,
           t2vz_video_instruct_pix2pix, zs2_text_to_video, zs2_t2vz_motion, zs2_sweep, zerosmooth_x2, zerosmooth_x4,
           zerosmooth_input_video, zerosmooth_seamless_loop, zerosmooth_side_by_side, exvideo_128_frames,
-          exvideo_training_free, exvideo_zerosmooth]
+          exvideo_training_free, exvideo_zerosmooth, flux_t2vz_text_to_video, sd35_zs2_text_to_video]
 
 
 def write_all(object_info: dict, folder: Path = WORKFLOWS) -> list[Path]:

@@ -37,6 +37,27 @@ LOADERS = {
 }
 # checkpoint names that ask for the tiny InstructPix2Pix model instead of the plain SD1.5 one
 IP2P_HINTS = ("pix2pix", "ip2p")
+# DiT workflows (Flux, SD3.5): loader class -> the inputs naming files. The tiny stand-ins (scripts/tiny_models.py,
+# "DiT workflows") load only in the test server, whose host pack hands their sizes to ComfyUI's loaders.
+DIT_LOADERS = {"UNETLoader": ("unet_name",), "VAELoader": ("vae_name",),
+               "DualCLIPLoader": ("clip_name1", "clip_name2"),
+               "TripleCLIPLoader": ("clip_name1", "clip_name2", "clip_name3")}
+
+
+def _tiny_dit_file(class_type: str, name: str, inputs: dict) -> str | None:
+    """The tiny stand-in for a DiT workflow's model file, or None when there is none."""
+    low = str(name).lower()
+    if class_type == "UNETLoader":
+        return ("zerovideo_tiny_flux.safetensors" if "flux" in low else
+                "zerovideo_tiny_sd35_mmdit.safetensors" if "sd3" in low else None)
+    if class_type == "VAELoader":
+        return "zerovideo_tiny_vae16.safetensors"
+    kind = "sd3" if class_type == "TripleCLIPLoader" or inputs.get("type") == "sd3" else \
+        "flux" if inputs.get("type") == "flux" else None
+    if kind is None:
+        return None
+    part = "t5xxl" if "t5" in low else "clip_g" if "clip_g" in low else "clip_l"
+    return f"zerovideo_tiny_{kind}_{part}.safetensors"
 SAMPLE_CLIP_FPS = 8.0  # the sample clip's frame rate (the tests expect the clip workflows' fps from it)
 TINY_SIZE = 64
 TINY_MAX_STEPS = 4
@@ -64,6 +85,14 @@ def substitute_tiny(api: dict, object_info: dict) -> list[str]:
                 new = "zerovideo_tiny_ip2p_sd15.safetensors"
             node["inputs"][loader[0]] = new
             changes.append(f"node {nid} {node['class_type']}: model {old!r} not found -> {new}")
+        for key in DIT_LOADERS.get(node["class_type"], ()):
+            old = node["inputs"].get(key)
+            if old in available_files(object_info, node["class_type"], key):
+                continue
+            new = _tiny_dit_file(node["class_type"], old, node["inputs"])
+            if new is not None:
+                node["inputs"][key] = new
+                changes.append(f"node {nid} {node['class_type']}: model {old!r} not found -> {new}")
     if not changes:
         return changes
     for nid, node in api.items():

@@ -12,6 +12,7 @@ torch `reset_parameters` of each layer and fills the remaining parameters explic
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -302,16 +303,16 @@ def build_exvideo_extension(path: Path, seed: int = 0) -> None:
     comfy.utils.save_torch_file(_half(sd), str(path), metadata={"zerovideo": "tiny random ExVideo extension"})
 
 
-def _taesd_sd(seed: int) -> dict:
+def _taesd_sd(seed: int, latent_channels: int = 4) -> dict:
     """A random TAESD whose decoder gives mid-grey pictures with visible variation (mean 0.5, std 0.25
     before TAESD's own rescaling), instead of the near-black frames of an uncalibrated one."""
     import torch
     import comfy.taesd.taesd
-    vae = comfy.taesd.taesd.TAESD()
+    vae = comfy.taesd.taesd.TAESD(latent_channels=latent_channels)
     init_weights(vae, seed)
     last = [m for m in vae.taesd_decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     with torch.no_grad():
-        y = vae.taesd_decoder(torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(seed)))
+        y = vae.taesd_decoder(torch.randn(2, latent_channels, 8, 8, generator=torch.Generator().manual_seed(seed)))
         a = 0.25 / float(y.std())
         last.weight.mul_(a)
         last.bias.mul_(a).add_(0.5 - a * float(y.mean()))
@@ -429,17 +430,113 @@ def build_wan_diffusion_model(path: Path, seed: int = 0) -> None:
                                 metadata={"zerovideo": "tiny random Wan 2.1 T2V"})
 
 
+# --- DiT workflows (Flux, SD3.5) on tiny models -------------------------------------------------------------
+# ComfyUI's loaders fix some sizes that a tiny model cannot have: Flux's detection sets 24 heads of 128 channels,
+# and the text encoders' configs are fixed json files (T5-XXL: 4.7 B parameters). These files therefore carry the
+# config of their (ComfyUI) classes in their safetensors metadata under TINY_CONFIG_KEY, and the test server's
+# host pack (tests/host_nodes/zv_test_nodes) hands it to ComfyUI's own loaders: the classes, loaders, tokenizers
+# and samplers that run are ComfyUI's, only the sizes are small. Outside the test server these files do not load.
+TINY_CONFIG_KEY = "zerovideo_tiny_config"
+TINY_CLIP = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 3,
+             "projection_dim": 32}
+# clip_g: ComfyUI's SD3 text encoder tells clip_g from clip_l by a 31st layer
+TINY_CLIP_G = dict(TINY_CLIP, num_hidden_layers=32)
+TINY_T5 = {"d_model": 32, "d_ff": 64, "d_kv": 16, "num_heads": 2, "num_layers": 1}
+# SD3's text encoder pads CLIP-L ‖ CLIP-G to 4096 channels and puts T5's tokens after them: its T5 is 4096 wide
+TINY_T5_SD3 = dict(TINY_T5, d_model=4096, d_ff=32, d_kv=8)
+SD35_TINY_DIT = {"in_channels": 16, "pos_embed_scaling_factor": None, "depth": 2, "patch_size": 2,
+                 "pos_embed_max_size": 16, "num_patches": 256, "adm_in_channels": 64, "qk_norm": "rms",
+                 "x_block_self_attn_layers": [0],  # SD3.5-medium style (MMDiT-X): image-only attention in block 0
+                 "context_embedder_config": {"target": "torch.nn.Linear",
+                                             "params": {"in_features": 4096, "out_features": 128}}}
+
+
+def _save_with_config(sd: dict, path: Path, config: dict, what: str) -> None:
+    import comfy.utils
+    comfy.utils.save_torch_file({k: v.contiguous() for k, v in sd.items()}, str(path),
+                                metadata={"zerovideo": what, TINY_CONFIG_KEY: json.dumps(config)})
+
+
+def build_flux_diffusion_model(path: Path, seed: int = 0) -> None:
+    """Tiny Flux for UNETLoader; its unet config rides in the metadata (ComfyUI's detection would say 24 heads)."""
+    import_comfy()
+    dm = tiny_flux(seed).model.diffusion_model
+    _save_with_config(dm.state_dict(), path, {"unet_config": FLUX_TINY_DIT}, "tiny random Flux")
+
+
+def build_sd35_diffusion_model(path: Path, seed: int = 0) -> None:
+    """Tiny SD3.5-medium-like MMDiT-X for UNETLoader, for SD3's text encoders (4096-wide context): ComfyUI
+    detects all of it from the weights."""
+    import_comfy()
+    import comfy.supported_models
+    import comfy.utils
+    dm = _model(comfy.supported_models.SD3, SD35_TINY_DIT, seed, calibrate=False).diffusion_model
+    comfy.utils.save_torch_file({k: v.contiguous() for k, v in dm.state_dict().items()}, str(path),
+                                metadata={"zerovideo": "tiny random SD3.5 MMDiT-X"})
+
+
+def tiny_text_encoder(kind: str, seed: int = 0):
+    """ComfyUI's own Flux (CLIP-L + T5) or SD3 (CLIP-L + CLIP-G + T5) text encoder at the tiny sizes above."""
+    import_comfy()
+    import comfy.sd
+    import comfy.text_encoders.flux
+    import comfy.text_encoders.sd3_clip
+    import comfy.supported_models_base
+    import torch
+    if kind == "flux":
+        target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.flux.FluxTokenizer,
+                                                        comfy.text_encoders.flux.flux_clip())
+        options = {"clip_l_model_config": TINY_CLIP, "t5xxl_model_config": TINY_T5}
+    else:
+        target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.sd3_clip.SD3Tokenizer,
+                                                        comfy.text_encoders.sd3_clip.sd3_clip())
+        options = {"clip_l_model_config": TINY_CLIP, "clip_g_model_config": TINY_CLIP_G,
+                   "t5xxl_model_config": TINY_T5_SD3}
+    clip = comfy.sd.CLIP(target, model_options=dict(options, dtype=torch.float32))
+    init_weights(clip.cond_stage_model, seed)
+    return clip, options
+
+
+def build_text_encoder(kind: str, part: str, path: Path, seed: int = 0) -> None:
+    """One text-encoder file (clip_l, clip_g or t5xxl of `kind`) as DualCLIPLoader/TripleCLIPLoader read it."""
+    clip, options = tiny_text_encoder(kind, seed)
+    sub = getattr(clip.cond_stage_model, part)
+    key = f"{part}_model_config"
+    _save_with_config(_half(sub.transformer.state_dict()), path, {key: options[key]}, f"tiny random {part} ({kind})")
+
+
+def build_vae16(path: Path, seed: int = 0) -> None:
+    """A TAESD with 16 latent channels (Flux/SD3 latents) for VAELoader."""
+    import_comfy()
+    import comfy.utils
+    comfy.utils.save_torch_file(_half(_taesd_sd(seed, latent_channels=16)), str(path),
+                                metadata={"zerovideo": "tiny random 16-channel TAESD"})
+
+
 CONTROLNET_NAME = "zerovideo_tiny_controlnet_sd15.safetensors"
 IP2P_NAME = "zerovideo_tiny_ip2p_sd15.safetensors"
 EXVIDEO_NAME = "zerovideo_tiny_exvideo_128f.safetensors"
 SD3_NAME = "zerovideo_tiny_sd3_mmdit.safetensors"
 WAN_NAME = "zerovideo_tiny_wan21_t2v.safetensors"
+FLUX_NAME = "zerovideo_tiny_flux.safetensors"
+SD35_NAME = "zerovideo_tiny_sd35_mmdit.safetensors"
+VAE16_NAME = "zerovideo_tiny_vae16.safetensors"
+# text encoders: (kind, part) -> file
+TE_NAMES = {("flux", "clip_l"): "zerovideo_tiny_flux_clip_l.safetensors",
+            ("flux", "t5xxl"): "zerovideo_tiny_flux_t5xxl.safetensors",
+            ("sd3", "clip_l"): "zerovideo_tiny_sd3_clip_l.safetensors",
+            ("sd3", "clip_g"): "zerovideo_tiny_sd3_clip_g.safetensors",
+            ("sd3", "t5xxl"): "zerovideo_tiny_sd3_t5xxl.safetensors"}
 BUILDERS = {SD15_NAME: build_sd15_checkpoint, SVD_NAME: build_svd_checkpoint,
             CONTROLNET_NAME: build_controlnet_checkpoint, IP2P_NAME: build_ip2p_checkpoint,
             EXVIDEO_NAME: build_exvideo_extension, SD3_NAME: build_sd3_diffusion_model,
-            WAN_NAME: build_wan_diffusion_model}
+            WAN_NAME: build_wan_diffusion_model, FLUX_NAME: build_flux_diffusion_model,
+            SD35_NAME: build_sd35_diffusion_model, VAE16_NAME: build_vae16,
+            **{name: functools.partial(build_text_encoder, kind, part) for (kind, part), name in TE_NAMES.items()}}
 FOLDERS = {SD15_NAME: "checkpoints", SVD_NAME: "checkpoints", CONTROLNET_NAME: "controlnet", IP2P_NAME: "checkpoints",
-           EXVIDEO_NAME: "exvideo", SD3_NAME: "diffusion_models", WAN_NAME: "diffusion_models"}
+           EXVIDEO_NAME: "exvideo", SD3_NAME: "diffusion_models", WAN_NAME: "diffusion_models",
+           FLUX_NAME: "diffusion_models", SD35_NAME: "diffusion_models", VAE16_NAME: "vae",
+           **{name: "text_encoders" for name in TE_NAMES.values()}}
 
 
 def recipe_hash(name: str) -> str:

@@ -149,10 +149,14 @@ def test_every_workflow_has_a_template_thumbnail():
 
 
 # every input that names a model file, with the models/ folder ComfyUI reads it from
-MODEL_LOADERS = {"CheckpointLoaderSimple": ("ckpt_name", "checkpoints"),
-                 "ImageOnlyCheckpointLoader": ("ckpt_name", "checkpoints"),
-                 "ControlNetLoader": ("control_net_name", "controlnet"),
-                 "ZeroVideo.ExVideoTemporalExtend": ("extension", "exvideo")}
+MODEL_LOADERS = {"CheckpointLoaderSimple": (("ckpt_name",), "checkpoints"),
+                 "ImageOnlyCheckpointLoader": (("ckpt_name",), "checkpoints"),
+                 "ControlNetLoader": (("control_net_name",), "controlnet"),
+                 "ZeroVideo.ExVideoTemporalExtend": (("extension",), "exvideo"),
+                 "UNETLoader": (("unet_name",), "diffusion_models"),
+                 "VAELoader": (("vae_name",), "vae"),
+                 "DualCLIPLoader": (("clip_name1", "clip_name2"), "text_encoders"),
+                 "TripleCLIPLoader": (("clip_name1", "clip_name2", "clip_name3"), "text_encoders")}
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
@@ -165,15 +169,16 @@ def test_every_model_a_workflow_loads_has_its_download_metadata(path, object_inf
     for node in ui["nodes"]:
         if node["type"] not in MODEL_LOADERS:
             continue
-        key, folder = MODEL_LOADERS[node["type"]]
-        file = api[str(node["id"])]["inputs"][key]
+        keys, folder = MODEL_LOADERS[node["type"]]
+        files = [api[str(node["id"])]["inputs"][key] for key in keys]
         if node["type"] == "ZeroVideo.ExVideoTemporalExtend" and api[str(node["id"])]["inputs"]["mode"] != "weights":
             assert "models" not in node["properties"]  # the training-free modes load no file
             continue
         entries = node["properties"].get("models", [])
-        assert [(e["name"], e["directory"]) for e in entries] == [(file, folder)], (node["type"], entries)
-        assert entries[0]["url"].startswith("https://huggingface.co/") and entries[0]["url"].endswith(".safetensors")
-        assert f"`{file}`" in readme and f"`models/{folder}/`" in readme  # listed in the README's table
+        assert [(e["name"], e["directory"]) for e in entries] == [(f, folder) for f in files], (node["type"], entries)
+        for entry, file in zip(entries, files):
+            assert entry["url"].startswith("https://huggingface.co/") and entry["url"].endswith(".safetensors")
+            assert f"`{file}`" in readme and f"`models/{folder}/`" in readme  # listed in the README's table
         checked += 1
     assert checked or path.stem == "exvideo_svd_training_free"
 
