@@ -72,6 +72,9 @@ SDXL_TINY_UNET = dict(
 _FILL = {"vae_scale": 1.0, "vae_shift": 0.0, "mix_factor": 0.0, "logit_scale": math.log(1 / 0.07)}
 
 
+_EMPTY_BUFFERS = {"pos_embed"}
+
+
 def init_weights(module, seed: int) -> None:
     """Initialise every parameter of `module` deterministically (torch defaults, then explicit fills)."""
     import torch
@@ -92,6 +95,11 @@ def init_weights(module, seed: int) -> None:
                 p.fill_(_FILL[leaf])
             else:
                 p.normal_(0.0, 0.02)
+        # buffers that hold weights but are made with torch.empty (SD3's MMDiT position embedding): uninitialised
+        # memory otherwise, different in every process (and sometimes NaN)
+        for name, b in module.named_buffers():
+            if name.rsplit(".", 1)[-1] in _EMPTY_BUFFERS and b.is_floating_point():
+                b.normal_(0.0, 0.02)
 
 
 def calibrate_output(model, seed: int) -> None:

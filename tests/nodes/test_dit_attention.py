@@ -10,19 +10,29 @@ import pytest
 import torch
 from zv_testing import assert_close_scaled, cross_frame, force_split_cond_uncond, gen, momentum, sample
 
-FAMILIES = ["flux", "sd3"]
+FAMILIES = ["flux", "sd3", "sd3.5 (MMDiT-X)"]
+
+
+def tiny_dit(family: str):
+    from scripts import tiny_models
+    if family == "flux":
+        return tiny_models.tiny_flux(seed=2)
+    if family == "sd3":
+        return tiny_models.tiny_sd3(seed=2)
+    import comfy.supported_models
+    return tiny_models.patcher(tiny_models._model(comfy.supported_models.SD3, tiny_models.SD35_TINY_DIT, 2,
+                                                  calibrate=False))
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
 def dit(request, comfy):
-    from scripts import tiny_models
-    return request.param, (tiny_models.tiny_flux(seed=2) if request.param == "flux" else tiny_models.tiny_sd3(seed=2))
+    return request.param, tiny_dit(request.param)
 
 
 def conds(family: str):
-    dim = 32 if family == "flux" else 64
+    dim, pooled = {"flux": (32, 32), "sd3": (64, 64)}.get(family, (4096, 64))
     return ([[torch.randn(1, 7, dim, generator=gen(s)),
-              {"pooled_output": torch.randn(1, dim, generator=gen(s + 5)), "guidance": 3.5}]] for s in (1, 2))
+              {"pooled_output": torch.randn(1, pooled, generator=gen(s + 5)), "guidance": 3.5}]] for s in (1, 2))
 
 
 def run(model, family, noise, cfg=2.0, steps=2, **kw):
@@ -126,7 +136,33 @@ def test_the_first_block_matches_a_per_frame_reference_attention(dit, anchor, an
     image = 16
     assert to_heads(plain[0]["k"], plain[0]).shape[2] == text + image
     assert to_heads(patched[0]["k"], patched[0]).shape[2] == text + image * len(anchors)
-    assert _dit.family(m) == family
+    assert _dit.family(m) == ("flux" if family == "flux" else "sd3")
+
+
+def test_every_attention_call_reads_the_anchors_image_keys_and_its_own_text(dit):
+    """All joint attentions (Flux's double and single blocks, SD3's joint blocks) and SD3.5's image-only second
+    attention: in each chunk every frame's image-token keys and values are frame 0's (the text tokens are checked
+    per frame by the reference test above)."""
+    family, m = dit
+    log = []
+    run(cross_frame(with_recorder(m, log)), family, frames(), steps=1)
+    text = 7 + int(getattr(m.model.diffusion_model, "register_length", 0) or 0)
+    kinds = set()
+    for rec in log:
+        k, v = to_heads(rec["k"], rec), to_heads(rec["v"], rec)
+        lead = 0 if k.shape[2] == 16 else text
+        kinds.add("image only" if lead == 0 else "joint")
+        chunks = len(rec["chunks"])
+        per = k.shape[0] // chunks
+        for c in range(chunks):
+            rows = slice(c * per, (c + 1) * per)
+            for t in (k[rows], v[rows]):
+                assert torch.equal(t[:, :, lead:], t[:1, :, lead:].expand_as(t[:, :, lead:]))
+    blocks = m.model.diffusion_model
+    expected = (len(blocks.double_blocks) + len(blocks.single_blocks) if family == "flux" else
+                len(blocks.joint_blocks) + len(m.model.model_config.unet_config.get("x_block_self_attn_layers", [])))
+    assert len(log) == expected
+    assert kinds == ({"joint", "image only"} if family.startswith("sd3.5") else {"joint"})
 
 
 def test_cond_and_uncond_never_mix(dit):
