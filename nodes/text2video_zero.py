@@ -410,10 +410,12 @@ class Text2VideoZeroSampler(io.ComfyNode):
                 "denoised alone for the first steps, copied to every frame with a global camera motion (warp in "
                 "latent space), re-noised, and all frames are denoised together. Use it with a model patched by "
                 "Cross-Frame Attention and a latent batch of one entry per frame. Works around any base "
-                f"sampler (the paper uses DDIM, 50 steps). From {PAPER}. Frame 0 is the single image of the same "
-                "seed for one-step deterministic samplers (euler, ddim, heun); multistep ones (dpmpp_2m, uni_pc) "
-                "restart their history at each pass. Cost: s0 steps of frame 0 alone plus the video from step s1 "
-                "(at the defaults 0.97× the frame-steps, 1.06× the model calls of sampling the video directly)."),
+                "sampler (the paper uses DDIM, 50 steps) and any image model (SD1.x/SDXL U-Nets, Flux, SD3; "
+                "re-noising follows the model's ε/v/EDM or rectified-flow parameterisation). "
+                f"From {PAPER}. Frame 0 is the single image of the same seed for one-step deterministic "
+                "samplers (euler, ddim, heun); multistep ones (dpmpp_2m, uni_pc) restart their history at each "
+                "pass. Cost: s0 steps of frame 0 alone plus the video from step s1 (at the defaults 0.97× the "
+                "frame-steps, 1.06× the model calls of sampling the video directly)."),
             search_aliases=ALIASES + ["motion dynamics", "latent warp", "camera motion"],
             inputs=[
                 io.Sampler.Input("sampler", tooltip="The base sampler (e.g. KSamplerSelect → ddim or euler)."),
@@ -458,8 +460,10 @@ class MotionLatentWarp(io.ComfyNode):
                 "The graph form of Text2Video-Zero's motion dynamics, for use between KSamplerAdvanced passes: "
                 "takes frame 0 at step s1 (first_frame) and at step s0 (latent), both with leftover noise, and "
                 "returns the video latent at step s1: frame 0 plus warped, re-noised copies. Continue with "
-                "KSamplerAdvanced from step s1 (add_noise disabled) on a Cross-Frame Attention model. The "
-                f"Text2Video-Zero Sampler does all of this in one node. From {PAPER}."),
+                "KSamplerAdvanced from step s1 (add_noise disabled) on a Cross-Frame Attention model. Any "
+                "image model (SD1.x/SDXL U-Nets, Flux, SD3; 4- or 16-channel latents, ε/v/EDM or rectified-flow "
+                "re-noising). The Text2Video-Zero Sampler does all of this in one node. "
+                f"From {PAPER}."),
             search_aliases=ALIASES + ["motion dynamics", "latent warp", "camera motion"],
             inputs=[
                 io.Model.Input("model", tooltip="The model used for sampling (gives the noise levels and latent "

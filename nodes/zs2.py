@@ -89,7 +89,8 @@ class DependencyNoise(io.ComfyNode):
                 "Initial noise whose frames depend on each other (an AR(1) chain, every frame still unit "
                 "Gaussian), so a batch of frames starts from related noise and moves smoothly instead of "
                 "flickering. Feed the NOISE output to SamplerCustomAdvanced; for a stock KSampler use "
-                f"'Dependency Noise (model patch)'. From {PAPER}. Cost: negligible (< 1% of one step)."),
+                "'Dependency Noise (model patch)'. Any model with a latent batch of frames (SD1.x/SDXL, Flux, "
+                f"SD3). From {PAPER}. Cost: negligible (< 1% of one step)."),
             search_aliases=ALIASES + ["dependency noise model", "DNM", "correlated noise", "video noise"],
             is_output_node=True,
             inputs=[
@@ -168,7 +169,7 @@ class DependencyNoiseModel(io.ComfyNode):
                 "Gives a stock KSampler / KSamplerAdvanced the ZS² dependency noise: the sampler's own seeded "
                 "noise is turned into frame-correlated noise (same result as the Dependency Noise node with the "
                 "same seed). Optionally the per-step noise of ancestral/SDE samplers gets the same dependency. "
-                f"From {PAPER}. Cost: negligible."),
+                f"Any model with a latent batch of frames (SD1.x/SDXL, Flux, SD3). From {PAPER}. Cost: negligible."),
             search_aliases=ALIASES + ["dependency noise model", "DNM", "correlated noise"],
             inputs=[
                 io.Model.Input("model", tooltip="Any model; only the sampler's noise is changed."),
