@@ -300,15 +300,22 @@ def t2vz_text_to_video() -> Graph:
     _sd15_text(g)
     g.add(4, "ZeroVideo.CrossFrameAttentionPatch", model=(1, 0), anchor="first")
     g.add(5, "CFGGuider", model=(4, 0), positive=(2, 0), negative=(3, 0), cfg=7.5)
-    g.add(6, "KSamplerSelect", sampler_name="ddim")
-    g.add(7, "ZeroVideo.Text2VideoZeroSampler", sampler=(6, 0), fps=4.0)
-    g.add(8, "BasicScheduler", model=(1, 0), scheduler="ddim_uniform", steps=50, denoise=1.0)
-    g.add(9, "RandomNoise", noise_seed=7)
-    g.add(10, "EmptyLatentImage", title="Frames (batch size = frame count)", width=512, height=512, batch_size=8)
-    g.add(11, "SamplerCustomAdvanced", noise=(9, 0), guider=(5, 0), sampler=(7, 0), sigmas=(8, 0),
-          latent_image=(10, 0))
-    _decode_and_save(g, 12, (11, 0), (1, 2), g.name, (7, 1))
+    _t2vz_sampling(g, 6, (5, 0), (1, 0), (1, 2), "ddim", "ddim_uniform", 50, "EmptyLatentImage")
     return g
+
+
+def _t2vz_sampling(g: Graph, first: int, guider: tuple, model: tuple, vae: tuple, sampler: str, scheduler: str,
+                   steps: int, empty_latent: str) -> None:
+    """Nodes first..first+9: KSamplerSelect → Text2Video-Zero Sampler, scheduler, noise, an 8-frame 512² latent,
+    SamplerCustomAdvanced, then decode and save at the sampler's fps."""
+    g.add(first, "KSamplerSelect", sampler_name=sampler)
+    g.add(first + 1, "ZeroVideo.Text2VideoZeroSampler", sampler=(first, 0), fps=4.0)
+    g.add(first + 2, "BasicScheduler", model=model, scheduler=scheduler, steps=steps, denoise=1.0)
+    g.add(first + 3, "RandomNoise", noise_seed=7)
+    g.add(first + 4, empty_latent, title="Frames (batch size = frame count)", width=512, height=512, batch_size=8)
+    g.add(first + 5, "SamplerCustomAdvanced", noise=(first + 3, 0), guider=guider, sampler=(first + 1, 0),
+          sigmas=(first + 2, 0), latent_image=(first + 4, 0))
+    _decode_and_save(g, first + 6, (first + 5, 0), vae, g.name, (first + 1, 1))
 
 
 def t2vz_graph_form() -> Graph:
@@ -634,14 +641,7 @@ def flux_t2vz_text_to_video() -> Graph:
     g.add(5, "FluxGuidance", conditioning=(4, 0), guidance=3.5)
     g.add(6, "ZeroVideo.CrossFrameAttentionPatch", model=(1, 0), anchor="first")
     g.add(7, "BasicGuider", model=(6, 0), conditioning=(5, 0))
-    g.add(8, "KSamplerSelect", sampler_name="euler")
-    g.add(9, "ZeroVideo.Text2VideoZeroSampler", sampler=(8, 0), fps=4.0)
-    g.add(10, "BasicScheduler", model=(1, 0), scheduler="simple", steps=20, denoise=1.0)
-    g.add(11, "RandomNoise", noise_seed=7)
-    g.add(12, "EmptySD3LatentImage", title="Frames (batch size = frame count)", width=512, height=512, batch_size=8)
-    g.add(13, "SamplerCustomAdvanced", noise=(11, 0), guider=(7, 0), sampler=(9, 0), sigmas=(10, 0),
-          latent_image=(12, 0))
-    _decode_and_save(g, 14, (13, 0), (3, 0), g.name, (9, 1))
+    _t2vz_sampling(g, 8, (7, 0), (1, 0), (3, 0), "euler", "simple", 20, "EmptySD3LatentImage")
     g.note(DIT_NOTE)
     return g
 

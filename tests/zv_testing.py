@@ -106,6 +106,17 @@ def record_chunks(mp, seen: list):
     return mp
 
 
+def with_context_windows(model, length=4, overlap=2):
+    """What core's ContextWindowsManual node does (static standard schedule, pyramid fusion)."""
+    import comfy.context_windows as cw
+    m = model.clone()
+    m.model_options["context_handler"] = cw.IndexListContextHandler(
+        context_schedule=cw.get_matching_context_schedule(cw.ContextSchedules.STATIC_STANDARD),
+        fuse_method=cw.get_matching_fuse_method(cw.ContextFuseMethods.PYRAMID),
+        context_length=length, context_overlap=overlap, context_stride=1, closed_loop=False, dim=0)
+    return m
+
+
 def assert_close_scaled(a, b, tol: float = 1e-5):
     """max|a − b| ≤ tol · max(1, max|b|).
 

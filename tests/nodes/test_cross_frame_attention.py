@@ -2,7 +2,7 @@
 import pytest
 import torch
 from zv_testing import (assert_close_scaled, force_split_cond_uncond, gen, record_chunks, sample,
-                        sd15_conds, svd_conds, with_reference)
+                        sd15_conds, svd_conds, with_context_windows, with_reference)
 
 
 @pytest.fixture(scope="module")
@@ -148,17 +148,6 @@ def test_three_chunks_as_in_instruct_pix2pix_dual_guidance(node, sd15):
     a, b = run(ours), run(with_reference(sd15))
     assert {len(s) for s in seen} == {3}
     torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
-
-
-def with_context_windows(model, length=4, overlap=2):
-    """What core's ContextWindowsManual node does (static standard schedule, pyramid fusion)."""
-    import comfy.context_windows as cw
-    m = model.clone()
-    m.model_options["context_handler"] = cw.IndexListContextHandler(
-        context_schedule=cw.get_matching_context_schedule(cw.ContextSchedules.STATIC_STANDARD),
-        fuse_method=cw.get_matching_fuse_method(cw.ContextFuseMethods.PYRAMID),
-        context_length=length, context_overlap=overlap, context_stride=1, closed_loop=False, dim=0)
-    return m
 
 
 def test_under_context_windows_global_frame_zero_stays_the_anchor(node, sd15):

@@ -8,7 +8,8 @@ import math
 
 import pytest
 import torch
-from zv_testing import assert_close_scaled, cross_frame, force_split_cond_uncond, gen, momentum, sample
+from zv_testing import (assert_close_scaled, cross_frame, force_split_cond_uncond, gen, momentum, sample,
+                        with_context_windows)
 
 FAMILIES = ["flux", "sd3", "sd3.5 (MMDiT-X)"]
 
@@ -197,17 +198,6 @@ def test_a_single_step_sampler_keeps_frame_zero_the_single_image(dit, pack):
                                         torch.zeros_like(noise[:1]), seed=0, disable_pbar=True)
     assert_close_scaled(video[:1], single)
     assert float((video[1:] - video[:1]).abs().max()) > 1e-3 * float(single.abs().max())
-
-
-def with_context_windows(model, length=4, overlap=2):
-    """What core's ContextWindowsManual node does (static standard schedule, pyramid fusion)."""
-    import comfy.context_windows as cw
-    m = model.clone()
-    m.model_options["context_handler"] = cw.IndexListContextHandler(
-        context_schedule=cw.get_matching_context_schedule(cw.ContextSchedules.STATIC_STANDARD),
-        fuse_method=cw.get_matching_fuse_method(cw.ContextFuseMethods.PYRAMID),
-        context_length=length, context_overlap=overlap, context_stride=1, closed_loop=False, dim=0)
-    return m
 
 
 def test_under_context_windows_global_frame_zero_stays_the_anchor(dit):
