@@ -316,3 +316,13 @@ def test_the_fps_input_is_passed_to_the_fps_output_with_the_papers_default(t2vz,
                      **motion)
     assert t2vz.MotionLatentWarp.execute(**warp_args).args[1] == 4.0
     assert t2vz.MotionLatentWarp.execute(fps=24.0, **warp_args).args[1] == 24.0
+
+
+def test_a_single_mask_without_a_batch_axis_covers_every_frame(t2vz):
+    """A MASK of shape (H, W) (no batch axis, as some mask nodes give it) is one mask for all frames."""
+    mask = torch.zeros(64, 64)
+    mask[:32] = 1.0
+    out = t2vz.latent_masks(mask, 3, 8, 8)
+    expected = torch.zeros(3, 1, 8, 8)
+    expected[:, :, :4] = 1.0
+    assert torch.equal(out, expected)

@@ -335,3 +335,14 @@ def test_the_fps_output_is_factor_times_the_key_frames_fps(zs, svd, factor):
         pytest.approx(23.976 * n)
     at_12 = [[pos[0][0], dict(pos[0][1], fps=12)]]
     assert zs.SelfCascadeInterpolate.execute(positive=at_12, **args).args[2] == 12 * n
+
+
+def test_the_cascade_stages_condition_on_the_key_frames_fps_times_the_factor(zs):
+    """Each stage's SVD conditioning carries fps × the stage's frame factor (the long clip plays that much
+    faster); other entries and the embedding are passed on, and the caller's conds are not changed."""
+    emb = torch.randn(1, 1, 8)
+    conds = [[emb, {"fps": 7, "motion_bucket_id": 127}], [emb, {"augmentation_level": 0.0}]]
+    out = zs._stage_conds(conds, 4)
+    assert out[0][0] is emb and out[0][1] == {"fps": 28, "motion_bucket_id": 127}
+    assert out[1][1] == {"augmentation_level": 0.0}
+    assert conds[0][1] == {"fps": 7, "motion_bucket_id": 127}
