@@ -1,10 +1,11 @@
-"""Frame-aware keys/values on DiT image models (Flux, SD3/SD3.5): the attention techniques beyond U-Nets.
+"""Frame-aware keys/values on DiT image models (Flux, Chroma, SD3/SD3.5, AuraFlow, Qwen-Image): the attention
+techniques beyond U-Nets.
 
 A DiT has no separate self-attention: each block attends jointly over the text tokens and the image tokens of
 one frame. The techniques change only what the *image tokens'* keys and values are; queries and text tokens
-stay per frame. Both families give every frame the same token grid (Flux: the same RoPE positions for every
-batch row; SD3: the same absolute position embedding added before the blocks), so an anchor frame's keys,
-positions included, are valid keys for any other frame.
+stay per frame. Every family gives every frame the same token grid (Flux, Chroma, Qwen-Image: the same RoPE
+positions for every batch row; SD3, AuraFlow: the same position embedding added before the blocks), so an anchor
+frame's keys, positions included, are valid keys for any other frame.
 
 Hooks (no class is monkey-patched; all on a cloned ModelPatcher):
 - `transformer_options["optimized_attention_override"]` — ComfyUI calls it instead of the attention function
@@ -14,8 +15,10 @@ Hooks (no class is monkey-patched; all on a cloned ModelPatcher):
 - an APPLY_MODEL wrapper that tells the dispatcher, per model call, how many text tokens lead the sequence
   and how many image tokens the latent makes, and counts the attention calls (the site of each call).
 
-Token layout per family: Flux double and single blocks attend over [text, image (, reference images)];
-SD3's joint blocks over [registers, text, image], and SD3.5's MMDiT-X blocks also over [image] alone.
+Token layout per family: Flux and Chroma double and single blocks attend over [text, image (, reference
+images)]; SD3's joint blocks over [registers, text, image], and SD3.5's MMDiT-X blocks also over [image] alone;
+AuraFlow's double and single layers over [registers, text, image]; Qwen-Image's over [text, image (, references)].
+(Lumina 2 and HiDream order or pad their tokens otherwise and are refused for now.)
 """
 from __future__ import annotations
 
@@ -29,19 +32,24 @@ INNER_KEY = "zerovideo_dit_inner_override"  # transformer_options: the override 
 CALL_KEY = "zerovideo_dit_call"  # transformer_options of one model call: token counts, attention-call counter
 OVERRIDE = "optimized_attention_override"
 
-SUPPORTED = "Flux (dev, schnell and their fine-tunes) and SD3/SD3.5"
+SUPPORTED = "Flux (dev, schnell and their fine-tunes), Chroma, SD3/SD3.5, AuraFlow and Qwen-Image"
+
+
+def _families() -> dict:
+    """diffusion-model class -> family, for the DiTs whose attention lays tokens out as [text, image, …] (the
+    exact classes: subclasses such as video or edit variants may lay them out otherwise)."""
+    import comfy.ldm.aura.mmdit as aura
+    import comfy.ldm.chroma.model as chroma
+    import comfy.ldm.flux.model as flux
+    import comfy.ldm.modules.diffusionmodules.mmdit as mmdit
+    import comfy.ldm.qwen_image.model as qwen
+    return {flux.Flux: "flux", chroma.Chroma: "chroma", mmdit.OpenAISignatureMMDITWrapper: "sd3",
+            aura.MMDiT: "auraflow", qwen.QwenImageTransformer2DModel: "qwen_image"}
 
 
 def family(model) -> str | None:
-    """'flux' or 'sd3' for the DiT image models the K/V patches support, else None."""
-    dm = model.get_model_object("diffusion_model")
-    import comfy.ldm.flux.model
-    import comfy.ldm.modules.diffusionmodules.mmdit as mmdit
-    if type(dm) is comfy.ldm.flux.model.Flux:  # subclasses (video or edit variants) lay tokens out otherwise
-        return "flux"
-    if type(dm) is mmdit.OpenAISignatureMMDITWrapper:
-        return "sd3"
-    return None
+    """The family name of a DiT image model the K/V patches support, else None."""
+    return _families().get(type(model.get_model_object("diffusion_model")))
 
 
 def _token_counts(model, x: torch.Tensor, context) -> tuple[int, int]:
@@ -51,6 +59,9 @@ def _token_counts(model, x: torch.Tensor, context) -> tuple[int, int]:
     image = ((x.shape[-2] + p - 1) // p) * ((x.shape[-1] + p - 1) // p)
     text = 0 if context is None else int(context.shape[1])
     text += int(getattr(dm, "register_length", 0) or 0)  # SD3's register tokens lead the text
+    registers = getattr(dm, "register_tokens", None)  # AuraFlow's likewise
+    if registers is not None:
+        text += int(registers.shape[1])
     return text, image
 
 

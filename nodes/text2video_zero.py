@@ -171,14 +171,15 @@ class CrossFrameAttentionPatch(io.ComfyNode):
                 "Makes an image model draw a batch of frames as one video: each frame's self-attention reads "
                 "the keys and values of an anchor frame (the first frame, in the paper) instead of its own, "
                 "so objects keep their look across frames. Text cross-attention is untouched. Use with a "
-                f"latent batch of frames (one per frame). Models: SD1.x, SD2.x, SDXL and SVD U-Nets; Flux and "
-                "SD3/SD3.5 DiTs (joint attention: the image tokens' keys and values come from the anchor, text "
-                f"tokens stay per frame). From {PAPER}. Cost: about the same as the "
+                f"latent batch of frames (one per frame). Models: SD1.x, SD2.x, SDXL and SVD U-Nets; Flux, Chroma, "
+                "SD3/SD3.5, AuraFlow and Qwen-Image DiTs (joint attention: the image tokens' keys and values come "
+                f"from the anchor, text tokens stay per frame). From {PAPER}. Cost: about the same as the "
                 "unpatched model for one anchor; two-anchor modes double the self-attention keys."),
             search_aliases=ALIASES,
             inputs=[
                 io.Model.Input("model", tooltip="An image U-Net (SD1.x, SD2.x, SDXL; on SVD only the spatial "
-                                                "attention is patched) or a Flux or SD3/SD3.5 DiT (there the image "
+                                                "attention is patched) or a Flux, Chroma, SD3/SD3.5, AuraFlow or "
+                                                "Qwen-Image DiT (there the image "
                                                 "tokens' keys/values come from the anchor; text tokens stay per "
                                                 "frame)."),
                 io.Combo.Input("anchor", options=list(ANCHOR_MODES), default="first",
@@ -262,6 +263,18 @@ def mask_input() -> io.Mask.Input:
     return io.Mask.Input("foreground_mask", optional=True,
                          tooltip="Optional foreground mask for background smoothing (paper §3.3): one mask for "
                                  "all frames or one per frame, at the image size. White = foreground.")
+
+
+def image_frames(x: torch.Tensor, node: str, name: str = "the latent"):
+    """A batch of image latents as [frames, C, h, w], and the function that puts a result back into x's layout.
+    Image models whose latent format has a time axis (Qwen-Image: [B, C, 1, h, w]) keep it at length 1."""
+    if x.ndim == 4:
+        return x, lambda t: t
+    if x.ndim == 5 and x.shape[2] == 1:
+        return x[:, :, 0], lambda t: t.unsqueeze(2)
+    raise ValueError(f"{node}: {name} is {list(x.shape)}; it needs a batch of image latents, one per frame "
+                     f"([frames, C, h, w], or [frames, C, 1, h, w]): a video model's latent, with its frames along "
+                     f"its own time axis, is not one")
 
 
 def latent_masks(mask, frames: int, h: int, w: int):
@@ -365,10 +378,11 @@ def text2video_zero_sample(model, x, sigmas, extra_args=None, callback=None, dis
         raise ValueError("Text2Video-Zero Sampler does not work with a latent noise mask (inpainting); remove "
                          "the mask or use the MotionLatentWarp node between two samplers.")
     require_finite("Text2Video-Zero Sampler", "the latent image (with its starting noise)", x)
+    x4, restore = image_frames(x, "Text2Video-Zero Sampler")
     flow = is_flow_model(_model_sampling(model), "Text2Video-Zero Sampler")
     steps = len(sigmas) - 1
     s1, s0 = warp.paper_steps(steps, t0, t1)
-    masks = None if fg_masks is None else latent_masks(fg_masks, frames, x.shape[2], x.shape[3]).to(x)
+    masks = None if fg_masks is None else latent_masks(fg_masks, frames, x4.shape[2], x4.shape[3]).to(x)
 
     controls = _controls(model)
     # One stream of per-step noise for the whole run (ancestral / SDE samplers): each pass would otherwise restart
@@ -392,10 +406,10 @@ def text2video_zero_sample(model, x, sigmas, extra_args=None, callback=None, dis
     x1_t = run(x[:1], sigmas[:s1 + 1], 0)
     x1_t_prime = run(x1_t, sigmas[s1:s0 + 1], s1)
     g = torch.Generator().manual_seed(seed + 0x72F)
-    noise = torch.randn((frames - 1, *x.shape[1:]), generator=g).to(x)
-    x_t = warp.motion_dynamics(x1_t, x1_t_prime, motion.to(x.device), float(sigmas[s1]), float(sigmas[s0]),
-                               noise, mode, masks, flow=flow)
-    return run(x_t, sigmas[s1:], s1)
+    noise = torch.randn((frames - 1, *x4.shape[1:]), generator=g).to(x)
+    x_t = warp.motion_dynamics(image_frames(x1_t, "")[0], image_frames(x1_t_prime, "")[0], motion.to(x.device),
+                               float(sigmas[s1]), float(sigmas[s0]), noise, mode, masks, flow=flow)
+    return run(restore(x_t), sigmas[s1:], s1)
 
 
 class Text2VideoZeroSampler(io.ComfyNode):
@@ -410,7 +424,7 @@ class Text2VideoZeroSampler(io.ComfyNode):
                 "denoised alone for the first steps, copied to every frame with a global camera motion (warp in "
                 "latent space), re-noised, and all frames are denoised together. Use it with a model patched by "
                 "Cross-Frame Attention and a latent batch of one entry per frame. Works around any base "
-                "sampler (the paper uses DDIM, 50 steps) and any image model (SD1.x/SDXL U-Nets, Flux, SD3; "
+                "sampler (the paper uses DDIM, 50 steps) and any image model (SD1.x/SDXL U-Nets, DiTs; "
                 "re-noising follows the model's ε/v/EDM or rectified-flow parameterisation). "
                 f"From {PAPER}. Frame 0 is the single image of the same seed for one-step deterministic "
                 "samplers (euler, ddim, heun); multistep ones (dpmpp_2m, uni_pc) restart their history at each "
@@ -461,7 +475,7 @@ class MotionLatentWarp(io.ComfyNode):
                 "takes frame 0 at step s1 (first_frame) and at step s0 (latent), both with leftover noise, and "
                 "returns the video latent at step s1: frame 0 plus warped, re-noised copies. Continue with "
                 "KSamplerAdvanced from step s1 (add_noise disabled) on a Cross-Frame Attention model. Any "
-                "image model (SD1.x/SDXL U-Nets, Flux, SD3; 4- or 16-channel latents, ε/v/EDM or rectified-flow "
+                "image model (SD1.x/SDXL U-Nets, DiTs; 4- or 16-channel latents, ε/v/EDM or rectified-flow "
                 "re-noising). The Text2Video-Zero Sampler does all of this in one node. "
                 f"From {PAPER}."),
             search_aliases=ALIASES + ["motion dynamics", "latent warp", "camera motion"],
@@ -496,7 +510,8 @@ class MotionLatentWarp(io.ComfyNode):
                 interpolation, steps, scheduler, seed, foreground_mask=None, fps=4.0) -> io.NodeOutput:
         import comfy.samplers
         for name, lat in (("latent", latent), ("first_frame", first_frame)):
-            if lat["samples"].ndim != 4 or lat["samples"].shape[0] != 1:
+            image_frames(lat["samples"], "Motion Latent Warp", name)
+            if lat["samples"].shape[0] != 1:
                 raise ValueError(f"Motion Latent Warp: {name} must be a single frame latent [1, C, h, w], got "
                                  f"{list(lat['samples'].shape)}")
             require_finite("Motion Latent Warp", name, lat["samples"])
@@ -508,15 +523,15 @@ class MotionLatentWarp(io.ComfyNode):
         sigmas = comfy.samplers.calculate_sigmas(sampling, scheduler, steps)
         sigma_t, sigma_tp = sigmas[s1], sigmas[s0]
         base = model.model
-        x1_t = sampler_state(base, sampling, sigma_t, first_frame["samples"])
-        x1_tp = sampler_state(base, sampling, sigma_tp, latent["samples"])
+        x1_t, restore = image_frames(sampler_state(base, sampling, sigma_t, first_frame["samples"]), "")
+        x1_tp = image_frames(sampler_state(base, sampling, sigma_tp, latent["samples"]), "")[0]
         _, _, h, w = x1_t.shape
         g = torch.Generator().manual_seed(seed)
         noise = torch.randn((frames - 1, *x1_t.shape[1:]), generator=g)
-        x_t = warp.motion_dynamics(x1_t, x1_tp, motion_rows(frames, motion_x, motion_y, zoom, rotation),
-                                   float(sigma_t), float(sigma_tp), noise, interpolation,
-                                   latent_masks(foreground_mask, frames, h, w),
-                                   flow=is_flow_model(sampling, "Motion Latent Warp"))
+        x_t = restore(warp.motion_dynamics(x1_t, x1_tp, motion_rows(frames, motion_x, motion_y, zoom, rotation),
+                                           float(sigma_t), float(sigma_tp), noise, interpolation,
+                                           latent_masks(foreground_mask, frames, h, w),
+                                           flow=is_flow_model(sampling, "Motion Latent Warp")))
         out = latent.copy()
         out.pop("noise_mask", None)
         out.pop("batch_index", None)

@@ -89,8 +89,8 @@ class DependencyNoise(io.ComfyNode):
                 "Initial noise whose frames depend on each other (an AR(1) chain, every frame still unit "
                 "Gaussian), so a batch of frames starts from related noise and moves smoothly instead of "
                 "flickering. Feed the NOISE output to SamplerCustomAdvanced; for a stock KSampler use "
-                "'Dependency Noise (model patch)'. Any model with a latent batch of frames (SD1.x/SDXL, Flux, "
-                f"SD3). From {PAPER}. Cost: negligible (< 1% of one step)."),
+                "'Dependency Noise (model patch)'. Any model with a latent batch of frames (SD1.x/SDXL, "
+                f"DiTs). From {PAPER}. Cost: negligible (< 1% of one step)."),
             search_aliases=ALIASES + ["dependency noise model", "DNM", "correlated noise", "video noise"],
             is_output_node=True,
             inputs=[
@@ -169,7 +169,7 @@ class DependencyNoiseModel(io.ComfyNode):
                 "Gives a stock KSampler / KSamplerAdvanced the ZS² dependency noise: the sampler's own seeded "
                 "noise is turned into frame-correlated noise (same result as the Dependency Noise node with the "
                 "same seed). Optionally the per-step noise of ancestral/SDE samplers gets the same dependency. "
-                f"Any model with a latent batch of frames (SD1.x/SDXL, Flux, SD3). From {PAPER}. Cost: negligible."),
+                f"Any model with a latent batch of frames (SD1.x/SDXL, DiTs). From {PAPER}. Cost: negligible."),
             search_aliases=ALIASES + ["dependency noise model", "DNM", "correlated noise"],
             inputs=[
                 io.Model.Input("model", tooltip="Any model; only the sampler's noise is changed."),
@@ -220,13 +220,14 @@ class TemporalMomentumAttention(io.ComfyNode):
                 "frames before it: m_0 = x_0, m_a = μ·m_(a−1) + (1 − μ)·x_a. Smooth motion with a consistent "
                 "subject. μ = 1 is cross-frame attention to frame 0, μ = 0 plain self-attention. Stacks with "
                 "Cross-Frame Attention and IPAdapter-style patches. Models: SD1.x, SD2.x, SDXL and SVD U-Nets; "
-                "Flux and SD3/SD3.5 DiTs (the EMA is over the image tokens' keys and values of the joint "
-                f"attention). From {PAPER}. Cost: one pass over the "
+                "Flux, Chroma, SD3/SD3.5, AuraFlow and Qwen-Image DiTs (the EMA is over the image tokens' keys and "
+                f"values of the joint attention). From {PAPER}. Cost: one pass over the "
                 "frames per attention layer (≈ the unpatched model)."),
             search_aliases=ALIASES + ["temporal momentum attention", "TMA", "momentum attention"],
             inputs=[
                 io.Model.Input("model", tooltip="An image U-Net (SD1.x, SD2.x, SDXL; on SVD only spatial "
-                                                "attention is patched) or a Flux or SD3/SD3.5 DiT (the EMA is over "
+                                                "attention is patched) or a Flux, Chroma, SD3/SD3.5, AuraFlow or "
+                                                "Qwen-Image DiT (the EMA is over "
                                                 "the image tokens' keys/values; text tokens stay per frame)."),
                 io.Float.Input("mu", default=0.98, min=0.0, max=1.0, step=0.001,
                                tooltip="Momentum μ: how much each frame's keys/values keep from the previous "

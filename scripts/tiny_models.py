@@ -183,6 +183,28 @@ def tiny_flux(seed: int = 0):
     return patcher(_model(comfy.supported_models.Flux, FLUX_TINY_DIT, seed, calibrate=False))
 
 
+# Other image DiTs the attention nodes take, tiny: Chroma (Flux-like, 64 = 16 latent channels × 2×2 packed),
+# AuraFlow (4-channel SDXL latents, 8 register tokens) and Qwen-Image (16-channel latents with a frame axis)
+CHROMA_TINY_DIT = {"image_model": "chroma", "in_channels": 64, "out_channels": 64, "context_in_dim": 32,
+                   "hidden_size": 64, "mlp_ratio": 4.0, "num_heads": 2, "depth": 1, "depth_single_blocks": 1,
+                   "axes_dim": [8, 12, 12], "theta": 10000, "patch_size": 2, "qkv_bias": True, "in_dim": 64,
+                   "out_dim": 64, "hidden_dim": 64, "n_layers": 1}
+AURAFLOW_TINY_DIT = {"cond_seq_dim": 32, "max_seq": 64, "n_double_layers": 1, "n_layers": 2, "dim": 64, "n_heads": 2,
+                     "global_conddim": 64, "in_channels": 4, "out_channels": 4, "patch_size": 2}
+QWEN_TINY_DIT = {"image_model": "qwen_image", "patch_size": 2, "in_channels": 64, "out_channels": 16,
+                 "num_layers": 1, "attention_head_dim": 32, "num_attention_heads": 2, "joint_attention_dim": 32,
+                 "axes_dims_rope": (8, 12, 12)}
+
+
+def tiny_image_dit(family: str, seed: int = 0):
+    """A tiny Chroma, AuraFlow or Qwen-Image built with ComfyUI's own classes."""
+    import_comfy()
+    import comfy.supported_models as sm
+    cls, cfg = {"chroma": (sm.Chroma, CHROMA_TINY_DIT), "auraflow": (sm.AuraFlow, AURAFLOW_TINY_DIT),
+                "qwen_image": (sm.QwenImage, QWEN_TINY_DIT)}[family]
+    return patcher(_model(cls, cfg, seed, calibrate=False))
+
+
 # Wan 2.1 text-to-video, one block of 128 channels (one head): a video DiT, which the image techniques refuse.
 WAN_TINY_DIT = {"image_model": "wan2.1", "model_type": "t2v", "dim": 128, "ffn_dim": 256, "num_heads": 1,
                 "num_layers": 1, "in_dim": 16, "out_dim": 16, "patch_size": (1, 2, 2), "freq_dim": 256,

@@ -326,3 +326,16 @@ def test_a_single_mask_without_a_batch_axis_covers_every_frame(t2vz):
     expected = torch.zeros(3, 1, 8, 8)
     expected[:, :, :4] = 1.0
     assert torch.equal(out, expected)
+
+
+def test_latents_with_a_length_one_time_axis_are_image_batches_and_video_latents_are_refused(t2vz):
+    """Qwen-Image's latent format has a time axis of length 1 ([frames, C, 1, h, w]): its frames are the batch.
+    A video model's latent (frames along its own time axis) is refused by name."""
+    x = torch.randn(3, 16, 1, 8, 8, generator=gen(1))
+    flat, restore = t2vz.image_frames(x, "Text2Video-Zero Sampler")
+    assert flat.shape == (3, 16, 8, 8) and torch.equal(restore(flat), x)
+    same, restore = t2vz.image_frames(x[:, :, 0], "Text2Video-Zero Sampler")
+    assert same is not None and torch.equal(restore(same), x[:, :, 0])
+    with pytest.raises(ValueError, match=r"^Motion Latent Warp: latent is \[1, 16, 4, 8, 8\]; it needs a batch of "
+                                         r"image latents"):
+        t2vz.image_frames(torch.zeros(1, 16, 4, 8, 8), "Motion Latent Warp", "latent")
