@@ -29,7 +29,6 @@ VARIANTS = {  # name: (processes, extra arguments)
 
 
 def _videos(folder: Path) -> Path:
-    sys.path.insert(0, str(REPO))
     from scripts.run_workflow import write_sample_video
     folder.mkdir()
     write_sample_video(folder / "a.webp", frames=8, size=64)

@@ -12,7 +12,8 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if str(REPO) not in sys.path:  # run as a script; imported (by the tests) it must not go in front of ComfyUI's
+    sys.path.insert(0, str(REPO))  # folder, or `import nodes` would find this repository's nodes/
 
 import torch  # noqa: E402
 
