@@ -27,7 +27,7 @@ def _model(family: str, full: bool, device: str):
     import comfy.supported_models
     models.import_comfy()
     if not full:
-        return tiny_models.tiny_flux(seed=2) if family == "flux" else tiny_models.tiny_sd3(seed=2)
+        return tiny_models.tiny_image_dit(family, seed=2)
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     cls, cfg = ((comfy.supported_models.Flux, FLUX_FULL) if family == "flux" else (comfy.supported_models.SD3,
                                                                                      SD35_FULL))

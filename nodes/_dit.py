@@ -104,7 +104,7 @@ def dispatch(func, *args, **kwargs):
         q, k, v = args[:3]
         site = call["calls"]
         call["calls"] = site + 1
-        new_k, new_v = _frame_kv(patches, q, k, v, kwargs, opts, call, site)
+        new_k, new_v = _frame_kv(patches, k, v, kwargs, opts, call, site)
         if new_k is not k or new_v is not v:
             if kwargs.get("mask") is not None and new_k.shape != k.shape:
                 raise ValueError("Cross-Frame Attention: two-anchor modes (first+previous, first+self) do not work "
@@ -115,7 +115,7 @@ def dispatch(func, *args, **kwargs):
     return func(*args, **kwargs)
 
 
-def _frame_kv(patches, q, k, v, kwargs, opts, call, site):
+def _frame_kv(patches, k, v, kwargs, opts, call, site):
     heads_first = bool(kwargs.get("skip_reshape", False))
     axis = 2 if heads_first else 1
     total, text, image = k.shape[axis], call["text"], call["image"]

@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from scripts.run_workflow import SAMPLE_CLIP_FPS  # the clip the tests and `host.py run` put in its place
+# the loaders' file inputs; the frame rate of the clip the tests and `host.py run` put in the clip's place
+from scripts.run_workflow import MODEL_INPUTS, SAMPLE_CLIP_FPS
 from scripts.workflow import has_control_widget, is_widget, _input_specs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,12 +63,6 @@ MODELS = {
     SD35_CLIP_G: ("https://huggingface.co/Comfy-Org/stable-diffusion-3.5-fp8/resolve/main/text_encoders/"
                   "clip_g.safetensors", "text_encoders"),
 }
-# loader class -> the inputs that name its model files
-MODEL_INPUTS = {"CheckpointLoaderSimple": ("ckpt_name",), "ImageOnlyCheckpointLoader": ("ckpt_name",),
-                "ControlNetLoader": ("control_net_name",), "ZeroVideo.ExVideoTemporalExtend": ("extension",),
-                "UNETLoader": ("unet_name",), "VAELoader": ("vae_name",),
-                "DualCLIPLoader": ("clip_name1", "clip_name2"),
-                "TripleCLIPLoader": ("clip_name1", "clip_name2", "clip_name3")}
 
 
 def model_entries(node: dict) -> list[dict]:

@@ -37,16 +37,24 @@ LOADERS = {
 }
 # checkpoint names that ask for the tiny InstructPix2Pix model instead of the plain SD1.5 one
 IP2P_HINTS = ("pix2pix", "ip2p")
-# DiT workflows (Flux, SD3.5): loader class -> the inputs naming files. The tiny stand-ins (scripts/tiny_models.py,
-# "DiT workflows") load only in the test server, whose host pack hands their sizes to ComfyUI's loaders.
-DIT_LOADERS = {"UNETLoader": ("unet_name",), "VAELoader": ("vae_name",),
-               "DualCLIPLoader": ("clip_name1", "clip_name2"),
-               "TripleCLIPLoader": ("clip_name1", "clip_name2", "clip_name3")}
+# every loader class the shipped workflows use -> the inputs that name its model files (the DiT workflows' loaders
+# included; their tiny stand-ins, scripts/tiny_models.py "DiT workflows", load only in the test server, whose host
+# pack hands their sizes to ComfyUI's loaders)
+MODEL_INPUTS = {**{cls: (key,) for cls, (key, _) in LOADERS.items()},
+                "UNETLoader": ("unet_name",), "VAELoader": ("vae_name",),
+                "DualCLIPLoader": ("clip_name1", "clip_name2"),
+                "TripleCLIPLoader": ("clip_name1", "clip_name2", "clip_name3")}
+SAMPLE_CLIP_FPS = 8.0  # the sample clip's frame rate (the tests expect the clip workflows' fps from it)
+TINY_SIZE = 64
+TINY_MAX_STEPS = 4
+STEP_NODES = {"KSampler", "BasicScheduler"}
 
 
-def _tiny_dit_file(class_type: str, name: str, inputs: dict) -> str | None:
-    """The tiny stand-in for a DiT workflow's model file, or None when there is none."""
+def tiny_file(class_type: str, name, inputs: dict) -> str | None:
+    """The tiny stand-in for a model file a loader names, or None when there is none."""
     low = str(name).lower()
+    if class_type in LOADERS:
+        return "zerovideo_tiny_ip2p_sd15.safetensors" if any(h in low for h in IP2P_HINTS) else LOADERS[class_type][1]
     if class_type == "UNETLoader":
         return ("zerovideo_tiny_flux.safetensors" if "flux" in low else
                 "zerovideo_tiny_sd35_mmdit.safetensors" if "sd3" in low else None)
@@ -58,12 +66,6 @@ def _tiny_dit_file(class_type: str, name: str, inputs: dict) -> str | None:
         return None
     part = "t5xxl" if "t5" in low else "clip_g" if "clip_g" in low else "clip_l"
     return f"zerovideo_tiny_{kind}_{part}.safetensors"
-SAMPLE_CLIP_FPS = 8.0  # the sample clip's frame rate (the tests expect the clip workflows' fps from it)
-TINY_SIZE = 64
-TINY_MAX_STEPS = 4
-STEP_NODES = {"KSampler", "BasicScheduler"}
-
-
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -77,19 +79,11 @@ def substitute_tiny(api: dict, object_info: dict) -> list[str]:
     """Swap missing model files for the tiny models and shrink the run; returns what was changed."""
     changes = []
     for nid, node in api.items():
-        loader = LOADERS.get(node["class_type"])
-        if loader and node["inputs"].get(loader[0]) not in available_files(object_info, node["class_type"], loader[0]):
-            old = node["inputs"].get(loader[0])
-            new = loader[1]
-            if any(h in str(old).lower() for h in IP2P_HINTS):
-                new = "zerovideo_tiny_ip2p_sd15.safetensors"
-            node["inputs"][loader[0]] = new
-            changes.append(f"node {nid} {node['class_type']}: model {old!r} not found -> {new}")
-        for key in DIT_LOADERS.get(node["class_type"], ()):
+        for key in MODEL_INPUTS.get(node["class_type"], ()):
             old = node["inputs"].get(key)
             if old in available_files(object_info, node["class_type"], key):
                 continue
-            new = _tiny_dit_file(node["class_type"], old, node["inputs"])
+            new = tiny_file(node["class_type"], old, node["inputs"])
             if new is not None:
                 node["inputs"][key] = new
                 changes.append(f"node {nid} {node['class_type']}: model {old!r} not found -> {new}")

@@ -164,9 +164,7 @@ SD3_TINY_DIT = {"in_channels": 16, "pos_embed_scaling_factor": None, "depth": 2,
 
 
 def tiny_sd3(seed: int = 0):
-    import_comfy()
-    import comfy.supported_models
-    return patcher(_model(comfy.supported_models.SD3, SD3_TINY_DIT, seed, calibrate=False))
+    return tiny_image_dit("sd3", seed)
 
 
 # Flux (dev layout: guidance embedding), one double and one single block, 2 heads of 32 (RoPE axes 8+12+12).
@@ -178,9 +176,7 @@ FLUX_TINY_DIT = {"image_model": "flux", "in_channels": 16, "out_channels": 16, "
 
 def tiny_flux(seed: int = 0):
     """A tiny Flux built with ComfyUI's own classes (supported_models.Flux → model_base.Flux → ldm Flux)."""
-    import_comfy()
-    import comfy.supported_models
-    return patcher(_model(comfy.supported_models.Flux, FLUX_TINY_DIT, seed, calibrate=False))
+    return tiny_image_dit("flux", seed)
 
 
 # Other image DiTs the attention nodes take, tiny: Chroma (Flux-like, 64 = 16 latent channels × 2×2 packed),
@@ -197,10 +193,12 @@ QWEN_TINY_DIT = {"image_model": "qwen_image", "patch_size": 2, "in_channels": 64
 
 
 def tiny_image_dit(family: str, seed: int = 0):
-    """A tiny Chroma, AuraFlow or Qwen-Image built with ComfyUI's own classes."""
+    """A tiny DiT image model built with ComfyUI's own classes: "flux", "sd3", "sd3.5" (MMDiT-X with a 4096-wide
+    context, as SD3's text encoders give), "chroma", "auraflow" or "qwen_image"."""
     import_comfy()
     import comfy.supported_models as sm
-    cls, cfg = {"chroma": (sm.Chroma, CHROMA_TINY_DIT), "auraflow": (sm.AuraFlow, AURAFLOW_TINY_DIT),
+    cls, cfg = {"flux": (sm.Flux, FLUX_TINY_DIT), "sd3": (sm.SD3, SD3_TINY_DIT), "sd3.5": (sm.SD3, SD35_TINY_DIT),
+                "chroma": (sm.Chroma, CHROMA_TINY_DIT), "auraflow": (sm.AuraFlow, AURAFLOW_TINY_DIT),
                 "qwen_image": (sm.QwenImage, QWEN_TINY_DIT)}[family]
     return patcher(_model(cls, cfg, seed, calibrate=False))
 
@@ -497,10 +495,8 @@ def build_flux_diffusion_model(path: Path, seed: int = 0) -> None:
 def build_sd35_diffusion_model(path: Path, seed: int = 0) -> None:
     """Tiny SD3.5-medium-like MMDiT-X for UNETLoader, for SD3's text encoders (4096-wide context): ComfyUI
     detects all of it from the weights."""
-    import_comfy()
-    import comfy.supported_models
     import comfy.utils
-    dm = _model(comfy.supported_models.SD3, SD35_TINY_DIT, seed, calibrate=False).diffusion_model
+    dm = tiny_image_dit("sd3.5", seed).model.diffusion_model
     comfy.utils.save_torch_file({k: v.contiguous() for k, v in dm.state_dict().items()}, str(path),
                                 metadata={"zerovideo": "tiny random SD3.5 MMDiT-X"})
 

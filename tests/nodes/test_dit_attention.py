@@ -17,15 +17,7 @@ LATENT = {"auraflow": (4, 8, 8), "qwen_image": (16, 1, 8, 8)}  # (channels, …)
 
 def tiny_dit(family: str):
     from scripts import tiny_models
-    if family == "flux":
-        return tiny_models.tiny_flux(seed=2)
-    if family == "sd3":
-        return tiny_models.tiny_sd3(seed=2)
-    if family.startswith("sd3.5"):
-        import comfy.supported_models
-        return tiny_models.patcher(tiny_models._model(comfy.supported_models.SD3, tiny_models.SD35_TINY_DIT, 2,
-                                                      calibrate=False))
-    return tiny_models.tiny_image_dit(family, seed=2)
+    return tiny_models.tiny_image_dit("sd3.5" if family.startswith("sd3.5") else family, seed=2)
 
 
 @pytest.fixture(scope="module", params=FAMILIES)

@@ -31,17 +31,25 @@ def videos(tmp_path_factory):
     return d
 
 
+def trainer_args(videos, out: Path, *extra) -> list[str]:
+    """The worker's command line: the trainer's arguments on the tiny models, a checkpoint at every step."""
+    return [str(WORKER), "--checkpoint", "in-memory.safetensors", "--videos", str(videos), "--out", str(out),
+            "--frames", str(FRAMES), "--size", str(SIZE), "--device", "cpu", "--precision", "fp32", "--seed", "7",
+            "--checkpoint-every", "1", *extra]
+
+
+def launch_env() -> dict:
+    """One thread per rank, gloo on the loopback interface, this repository importable."""
+    return dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo", PYTHONPATH=os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+
+
 def train(videos, out: Path, processes: int, *extra) -> subprocess.CompletedProcess:
     """The trainer on `processes` ranks (torchrun --standalone) or as one plain process."""
-    args = ["--checkpoint", "in-memory.safetensors", "--videos", str(videos), "--out", str(out), "--frames",
-            str(FRAMES), "--size", str(SIZE), "--device", "cpu", "--precision", "fp32", "--seed", "7",
-            "--checkpoint-every", "1", *extra]
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
                 if processes > 1 else [sys.executable])
-    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo", PYTHONPATH=os.pathsep.join(
-        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    r = subprocess.run([*launcher, str(WORKER), *args], capture_output=True, text=True, timeout=600, env=env,
-                       cwd=str(out.parent), stdin=subprocess.DEVNULL)
+    r = subprocess.run([*launcher, *trainer_args(videos, out, *extra)], capture_output=True, text=True,
+                       timeout=600, env=launch_env(), cwd=str(out.parent), stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
     return r
 
@@ -69,15 +77,11 @@ def assert_same_training(a: dict, b: dict, before: dict) -> None:
 def kill_after_first_checkpoint(videos, out: Path, *extra) -> str:
     """Start a long 2-rank run, SIGKILL the launcher and both ranks as soon as a checkpoint exists: the run
     stops wherever it is (maybe while writing the next one)."""
-    args = ["--checkpoint", "in-memory.safetensors", "--videos", str(videos), "--out", str(out), "--frames",
-            str(FRAMES), "--size", str(SIZE), "--device", "cpu", "--precision", "fp32", "--seed", "7",
-            "--checkpoint-every", "1", "--steps", "50", *extra]
-    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo", PYTHONPATH=os.pathsep.join(
-        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
     latest = out.with_name(out.stem + ".state") / "latest"
     proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             str(WORKER), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=str(out.parent), stdin=subprocess.DEVNULL, start_new_session=True)
+                             *trainer_args(videos, out, "--steps", "50", *extra)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=launch_env(), cwd=str(out.parent),
+                            stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     try:
         while not latest.is_file():
@@ -140,10 +144,8 @@ def test_the_comparison_tells_one_clip_from_two(runs, initial, comfy, videos, tm
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        pt.run(pt.build_parser().parse_args([
-            "--checkpoint", "in-memory.safetensors", "--videos", str(videos), "--out", str(out), "--frames",
-            str(FRAMES), "--size", str(SIZE), "--device", "cpu", "--precision", "fp32", "--seed", "7",
-            "--steps", str(STEPS)]), worker_models(comfy), log=lambda m: None)
+        args = trainer_args(videos, out, "--steps", str(STEPS))[1:]  # the same run, in this process
+        pt.run(pt.build_parser().parse_args(args), worker_models(comfy), log=lambda m: None)
     finally:
         torch.set_num_threads(torch_threads)
     with pytest.raises(AssertionError):
@@ -190,15 +192,11 @@ def test_two_nodes_of_one_process_each_train_as_two_ranks(runs, initial, videos,
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "ext.safetensors"
-    args = ["--checkpoint", "in-memory.safetensors", "--videos", str(videos), "--out", str(out), "--frames",
-            str(FRAMES), "--size", str(SIZE), "--device", "cpu", "--precision", "fp32", "--seed", "7",
-            "--checkpoint-every", "1", "--steps", str(STEPS)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo", PYTHONPATH=os.pathsep.join(
-        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
     nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(n),
                                "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port),
-                               str(WORKER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=env, cwd=str(tmp_path), stdin=subprocess.DEVNULL) for n in (0, 1)]
+                               *trainer_args(videos, out, "--steps", str(STEPS))], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=launch_env(), cwd=str(tmp_path),
+                              stdin=subprocess.DEVNULL) for n in (0, 1)]
     outputs = [p.communicate(timeout=600) for p in nodes]
     assert [p.returncode for p in nodes] == [0, 0], [o[1][-3000:] for o in outputs]
     assert "2 processes × 1 clip(s) per step" in outputs[0][0] and "processes" not in outputs[1][0]
