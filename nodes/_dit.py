@@ -1,11 +1,12 @@
-"""Frame-aware keys/values on DiT image models (Flux, Chroma, SD3/SD3.5, AuraFlow, Qwen-Image): the attention
-techniques beyond U-Nets.
+"""Frame-aware keys/values on DiT image models (Flux 1 and 2, Chroma, SD3/SD3.5, AuraFlow, Qwen-Image, Lumina 2,
+Z-Image, HiDream): the attention techniques beyond U-Nets.
 
 A DiT has no separate self-attention: each block attends jointly over the text tokens and the image tokens of
 one frame. The techniques change only what the *image tokens'* keys and values are; queries and text tokens
-stay per frame. Every family gives every frame the same token grid (Flux, Chroma, Qwen-Image: the same RoPE
-positions for every batch row; SD3, AuraFlow: the same position embedding added before the blocks), so an anchor
-frame's keys, positions included, are valid keys for any other frame.
+stay per frame. Every family gives every frame the same token grid (Flux, Chroma, Qwen-Image, Lumina 2, Z-Image,
+HiDream: the same RoPE positions for every batch row, the captions of one call having one length; SD3, AuraFlow:
+the same position embedding added before the blocks), so an anchor frame's keys, positions included, are valid
+keys for any other frame.
 
 Hooks (no class is monkey-patched; all on a cloned ModelPatcher):
 - `transformer_options["optimized_attention_override"]` — ComfyUI calls it instead of the attention function
@@ -15,10 +16,13 @@ Hooks (no class is monkey-patched; all on a cloned ModelPatcher):
 - an APPLY_MODEL wrapper that tells the dispatcher, per model call, how many text tokens lead the sequence
   and how many image tokens the latent makes, and counts the attention calls (the site of each call).
 
-Token layout per family: Flux and Chroma double and single blocks attend over [text, image (, reference
-images)]; SD3's joint blocks over [registers, text, image], and SD3.5's MMDiT-X blocks also over [image] alone;
-AuraFlow's double and single layers over [registers, text, image]; Qwen-Image's over [text, image (, references)].
-(Lumina 2 and HiDream order or pad their tokens otherwise and are refused for now.)
+Token layout per family ("text first" unless said): Flux (1 and 2) and Chroma double and single blocks attend
+over [text, image (, reference images)]; SD3's joint blocks over [registers, text, image], and SD3.5's MMDiT-X
+blocks also over [image] alone; AuraFlow's double and single layers over [registers, text, image]; Qwen-Image's
+over [text, image (, references)]. Lumina 2 and Z-Image ("image last"): first caption-only refiner layers (left
+alone), then image-only refiner layers, then joint layers over [caption, image]; Z-Image pads the caption and the
+image tokens to multiples of 32 (the image's padding tokens belong to it). HiDream ("image first"): double-stream
+blocks over [image, text], single-stream blocks over [image, text, Llama layer].
 """
 from __future__ import annotations
 
@@ -32,19 +36,27 @@ INNER_KEY = "zerovideo_dit_inner_override"  # transformer_options: the override 
 CALL_KEY = "zerovideo_dit_call"  # transformer_options of one model call: token counts, attention-call counter
 OVERRIDE = "optimized_attention_override"
 
-SUPPORTED = "Flux (dev, schnell and their fine-tunes), Chroma, SD3/SD3.5, AuraFlow and Qwen-Image"
+SUPPORTED = ("Flux (dev, schnell and their fine-tunes), Flux 2, Chroma, SD3/SD3.5, AuraFlow, Qwen-Image, Lumina 2, "
+             "Z-Image and HiDream")
 
 
 def _families() -> dict:
-    """diffusion-model class -> family, for the DiTs whose attention lays tokens out as [text, image, …] (the
-    exact classes: subclasses such as video or edit variants may lay them out otherwise)."""
+    """diffusion-model class -> family, for the DiTs whose token layouts are known (the exact classes: subclasses
+    such as video or edit variants may lay them out otherwise)."""
     import comfy.ldm.aura.mmdit as aura
     import comfy.ldm.chroma.model as chroma
     import comfy.ldm.flux.model as flux
+    import comfy.ldm.hidream.model as hidream
+    import comfy.ldm.lumina.model as lumina
     import comfy.ldm.modules.diffusionmodules.mmdit as mmdit
     import comfy.ldm.qwen_image.model as qwen
     return {flux.Flux: "flux", chroma.Chroma: "chroma", mmdit.OpenAISignatureMMDITWrapper: "sd3",
-            aura.MMDiT: "auraflow", qwen.QwenImageTransformer2DModel: "qwen_image"}
+            aura.MMDiT: "auraflow", qwen.QwenImageTransformer2DModel: "qwen_image", lumina.NextDiT: "lumina2",
+            hidream.HiDreamImageTransformer2DModel: "hidream"}
+
+
+# where a family's image tokens sit in its attentions (see the module doc)
+LAYOUTS = {"lumina2": "image last", "hidream": "image first"}
 
 
 def family(model) -> str | None:
@@ -52,11 +64,18 @@ def family(model) -> str | None:
     return _families().get(type(model.get_model_object("diffusion_model")))
 
 
-def _token_counts(model, x: torch.Tensor, context) -> tuple[int, int]:
+def _token_counts(model, x: torch.Tensor, context, kwargs: dict) -> tuple[int, int]:
     """(leading non-image tokens, image tokens of the latent) for one model call."""
     dm = model.diffusion_model
     p = dm.patch_size
-    image = ((x.shape[-2] + p - 1) // p) * ((x.shape[-1] + p - 1) // p)
+    width = x.shape[-1]
+    cond = kwargs.get("image_cond")  # HiDream E1: the edited image joins the latent along its width
+    if cond is not None and type(dm) is _hidream_class():
+        width += cond.shape[-1]
+    image = ((x.shape[-2] + p - 1) // p) * ((width + p - 1) // p)
+    pad = getattr(dm, "pad_tokens_multiple", None)  # Z-Image pads the image tokens to a multiple
+    if pad:
+        image += -image % pad
     text = 0 if context is None else int(context.shape[1])
     text += int(getattr(dm, "register_length", 0) or 0)  # SD3's register tokens lead the text
     registers = getattr(dm, "register_tokens", None)  # AuraFlow's likewise
@@ -65,15 +84,36 @@ def _token_counts(model, x: torch.Tensor, context) -> tuple[int, int]:
     return text, image
 
 
+def _hidream_class():
+    import comfy.ldm.hidream.model as hidream
+    return hidream.HiDreamImageTransformer2DModel
+
+
+def _lumina_refusal(dm, kwargs: dict) -> None:
+    """Newer ComfyUI releases give NextDiT reference images (Z-Image Omni, Ming-Image) in the same sequence: a
+    layout these patches do not know."""
+    for name in ("ref_latents", "siglip_feats", "ref_frames", "ref_contexts"):
+        if kwargs.get(name):
+            raise ValueError(f"Cross-Frame / Temporal Momentum Attention: this {type(dm).__name__} call carries "
+                             f"reference inputs ({name}), which these patches do not support; sample without them.")
+
+
 def _apply_model(executor, *args, **kwargs):
     """APPLY_MODEL wrapper: put this call's token counts and a fresh attention-call counter in a copy of its
     transformer_options."""
     x = args[0] if args else kwargs["x"]
     context = _patching.argument(executor, args, kwargs, "c_crossattn", None)
     opts = _patching.argument(executor, args, kwargs, "transformer_options", None) or {}
-    text, image = _token_counts(executor.class_obj, x, context)
+    model = executor.class_obj
+    text, image = _token_counts(model, x, context, kwargs)
+    fam = _families().get(type(model.diffusion_model))
+    skip = 0
+    if fam == "lumina2":
+        _lumina_refusal(model.diffusion_model, kwargs)
+        skip = len(model.diffusion_model.context_refiner)  # the caption-only layers run first
     opts = dict(opts)
-    opts[CALL_KEY] = {"text": text, "image": image, "calls": 0}
+    opts[CALL_KEY] = {"text": text, "image": image, "calls": 0, "layout": LAYOUTS.get(fam, "text first"),
+                      "skip": skip}
     args, kwargs = _patching.with_argument(executor, args, kwargs, "transformer_options", opts)
     return executor(*args, **kwargs)
 
@@ -115,21 +155,34 @@ def dispatch(func, *args, **kwargs):
     return func(*args, **kwargs)
 
 
+def _image_span(total: int, call: dict, site: int) -> tuple[int, int] | None:
+    """[start, stop) of the image tokens in an attention over `total` tokens, None to leave it alone."""
+    text, image, layout = call["text"], call["image"], call.get("layout", "text first")
+    if site < call.get("skip", 0) or total < image:
+        return None
+    if layout == "image first":  # [image, text, …]
+        return 0, image
+    if layout == "image last":  # [caption, image]
+        return total - image, total
+    if total == image:  # image tokens alone (SD3.5's second attention)
+        return 0, total
+    if total - text >= image:  # [text, image, (reference images)]
+        return text, total
+    return None  # an attention of another kind: left alone
+
+
 def _frame_kv(patches, k, v, kwargs, opts, call, site):
     heads_first = bool(kwargs.get("skip_reshape", False))
     axis = 2 if heads_first else 1
-    total, text, image = k.shape[axis], call["text"], call["image"]
-    if total == image:  # image tokens alone (SD3.5's second attention)
-        lead = 0
-    elif total - text >= image:  # [text, image, (reference images)]
-        lead = text
-    else:
-        return k, v  # an attention of another kind: left alone
+    span = _image_span(k.shape[axis], call, site)
+    if span is None:
+        return k, v
+    lead, stop = span
     chunks = len(opts.get("cond_or_uncond") or [0])
     if k.shape[0] % chunks:
         return k, v
     kk, vv = _tokens_last(k, heads_first), _tokens_last(v, heads_first)
-    img_k, img_v = kk[:, lead:], vv[:, lead:]
+    img_k, img_v = kk[:, lead:stop], vv[:, lead:stop]
     changed = False
     for patch in patches:
         if opts not in patch.sigmas:
@@ -143,8 +196,8 @@ def _frame_kv(patches, k, v, kwargs, opts, call, site):
         changed = True
     if not changed:
         return k, v
-    new_k = torch.cat((kk[:, :lead], img_k), dim=1) if lead else img_k
-    new_v = torch.cat((vv[:, :lead], img_v), dim=1) if lead else img_v
+    new_k = torch.cat((kk[:, :lead], img_k, kk[:, stop:]), dim=1)
+    new_v = torch.cat((vv[:, :lead], img_v, vv[:, stop:]), dim=1)
     return _restore(new_k, k, heads_first), _restore(new_v, v, heads_first)
 
 

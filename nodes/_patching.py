@@ -249,7 +249,7 @@ def video_groups(chunks: int, frames: int, videos: int, node: str, windowed: boo
 def patch_model_attn1(model, patch_cls, node: str, start_percent: float, end_percent: float, videos: int = 1,
                       **kw):
     """Clone `model` and add a FrameKVPatch subclass as an attn1 patch (with the hooks it needs); on a supported
-    DiT image model (Flux, Chroma, SD3, AuraFlow, Qwen-Image) as a K/V patch of its joint attention instead
+    DiT image model (nodes/_dit.SUPPORTED) as a K/V patch of its joint attention instead
     (nodes/_dit.py)."""
     if videos < 1:
         raise ValueError(f"{node}: videos must be at least 1, got {videos}")

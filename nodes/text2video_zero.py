@@ -171,17 +171,18 @@ class CrossFrameAttentionPatch(io.ComfyNode):
                 "Makes an image model draw a batch of frames as one video: each frame's self-attention reads "
                 "the keys and values of an anchor frame (the first frame, in the paper) instead of its own, "
                 "so objects keep their look across frames. Text cross-attention is untouched. Use with a "
-                f"latent batch of frames (one per frame). Models: SD1.x, SD2.x, SDXL and SVD U-Nets; Flux, Chroma, "
-                "SD3/SD3.5, AuraFlow and Qwen-Image DiTs (joint attention: the image tokens' keys and values come "
-                f"from the anchor, text tokens stay per frame). From {PAPER}. Cost: about the same as the "
+                f"latent batch of frames (one per frame). Models: SD1.x, SD2.x, SDXL and SVD U-Nets; Flux 1 and 2, "
+                "Chroma, SD3/SD3.5, AuraFlow, Qwen-Image, Lumina 2, Z-Image and HiDream DiTs (joint attention: the "
+                f"image tokens' keys and values come from the anchor, text tokens stay per frame). From {PAPER}. "
+                "Cost: about the same as the "
                 "unpatched model for one anchor; two-anchor modes double the self-attention keys."),
             search_aliases=ALIASES,
             inputs=[
                 io.Model.Input("model", tooltip="An image U-Net (SD1.x, SD2.x, SDXL; on SVD only the spatial "
-                                                "attention is patched) or a Flux, Chroma, SD3/SD3.5, AuraFlow or "
-                                                "Qwen-Image DiT (there the image "
-                                                "tokens' keys/values come from the anchor; text tokens stay per "
-                                                "frame)."),
+                                                "attention is patched) or a Flux (1 or 2), Chroma, SD3/SD3.5, "
+                                                "AuraFlow, Qwen-Image, Lumina 2, Z-Image or HiDream DiT (there "
+                                                "the image tokens' keys/values come from the anchor; text tokens "
+                                                "stay per frame)."),
                 io.Combo.Input("anchor", options=list(ANCHOR_MODES), default="first",
                                tooltip="Which frames each frame attends to. first: frame 0 (the paper). "
                                        "previous: the frame before (smoother motion, more drift). "

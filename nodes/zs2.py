@@ -220,15 +220,17 @@ class TemporalMomentumAttention(io.ComfyNode):
                 "frames before it: m_0 = x_0, m_a = μ·m_(a−1) + (1 − μ)·x_a. Smooth motion with a consistent "
                 "subject. μ = 1 is cross-frame attention to frame 0, μ = 0 plain self-attention. Stacks with "
                 "Cross-Frame Attention and IPAdapter-style patches. Models: SD1.x, SD2.x, SDXL and SVD U-Nets; "
-                "Flux, Chroma, SD3/SD3.5, AuraFlow and Qwen-Image DiTs (the EMA is over the image tokens' keys and "
-                f"values of the joint attention). From {PAPER}. Cost: one pass over the "
+                "Flux 1 and 2, Chroma, SD3/SD3.5, AuraFlow, Qwen-Image, Lumina 2, Z-Image and HiDream DiTs (the "
+                f"EMA is over the image tokens' keys and values of the joint attention). From {PAPER}. Cost: one "
+                "pass over the "
                 "frames per attention layer (≈ the unpatched model)."),
             search_aliases=ALIASES + ["temporal momentum attention", "TMA", "momentum attention"],
             inputs=[
                 io.Model.Input("model", tooltip="An image U-Net (SD1.x, SD2.x, SDXL; on SVD only spatial "
-                                                "attention is patched) or a Flux, Chroma, SD3/SD3.5, AuraFlow or "
-                                                "Qwen-Image DiT (the EMA is over "
-                                                "the image tokens' keys/values; text tokens stay per frame)."),
+                                                "attention is patched) or a Flux (1 or 2), Chroma, SD3/SD3.5, "
+                                                "AuraFlow, Qwen-Image, Lumina 2, Z-Image or HiDream DiT (the EMA "
+                                                "is over the image tokens' keys/values; text tokens stay per "
+                                                "frame)."),
                 io.Float.Input("mu", default=0.98, min=0.0, max=1.0, step=0.001,
                                tooltip="Momentum μ: how much each frame's keys/values keep from the previous "
                                        "frames. Paper: 0.98. Lower = more per-frame freedom (and flicker)."),

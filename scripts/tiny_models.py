@@ -192,14 +192,43 @@ QWEN_TINY_DIT = {"image_model": "qwen_image", "patch_size": 2, "in_channels": 64
                  "axes_dims_rope": (8, 12, 12)}
 
 
+# Flux 2: the Flux class with Flux 2's switches (global modulation, no pooled vector, 128-channel latent, patch 1).
+FLUX2_TINY_DIT = {"image_model": "flux2", "in_channels": 128, "out_channels": 128, "vec_in_dim": None,
+                  "context_in_dim": 32, "hidden_size": 64, "mlp_ratio": 3.0, "num_heads": 2, "depth": 1,
+                  "depth_single_blocks": 1, "axes_dim": [8, 8, 8, 8], "theta": 2000, "patch_size": 1,
+                  "qkv_bias": False, "ops_bias": False, "global_modulation": True, "mlp_silu_act": True,
+                  "guidance_embed": True, "default_ref_method": "index", "ref_index_scale": 10.0}
+# Lumina 2 (NextDiT: caption refiner, image refiner, joint layers over [caption, image]; grouped K/V heads) and
+# Z-Image (the same class with Z-Image's modulation and caption/image padding to multiples of 32 tokens).
+LUMINA2_TINY_DIT = {"image_model": "lumina2", "patch_size": 2, "in_channels": 16, "dim": 64, "n_layers": 1,
+                    "n_refiner_layers": 1, "n_heads": 2, "n_kv_heads": 1, "multiple_of": 16,
+                    "ffn_dim_multiplier": 2.0, "qk_norm": True, "cap_feat_dim": 32, "axes_dims": [8, 12, 12],
+                    "axes_lens": [300, 64, 64]}
+Z_IMAGE_TINY_DIT = dict(LUMINA2_TINY_DIT, dim=256, n_heads=8, n_kv_heads=8, axes_lens=[1536, 64, 64],  # its
+                        rope_theta=256.0, z_image_modulation=True, time_scale=1000.0,  # modulation needs dim ≥ 256
+                        pad_tokens_multiple=32)
+# HiDream-I1: double-stream blocks over [image, text], single-stream over [image, text, Llama layer]; MoE MLPs.
+HIDREAM_TINY_DIT = {"image_model": "hidream", "patch_size": 2, "in_channels": 16, "out_channels": 16,
+                    "num_layers": 1, "num_single_layers": 1, "attention_head_dim": 32, "num_attention_heads": 2,
+                    "caption_channels": [32, 32], "text_emb_dim": 32, "num_routed_experts": 2,
+                    "num_activated_experts": 1, "axes_dims_rope": [16, 8, 8], "max_resolution": [16, 16],
+                    "llama_layers": [0, 1]}
+
+
 def tiny_image_dit(family: str, seed: int = 0):
-    """A tiny DiT image model built with ComfyUI's own classes: "flux", "sd3", "sd3.5" (MMDiT-X with a 4096-wide
-    context, as SD3's text encoders give), "chroma", "auraflow" or "qwen_image"."""
+    """A tiny DiT image model built with ComfyUI's own classes: "flux", "flux2", "sd3", "sd3.5" (MMDiT-X with a
+    4096-wide context, as SD3's text encoders give), "chroma", "auraflow", "qwen_image", "lumina2", "z_image" or
+    "hidream"."""
     import_comfy()
     import comfy.supported_models as sm
     cls, cfg = {"flux": (sm.Flux, FLUX_TINY_DIT), "sd3": (sm.SD3, SD3_TINY_DIT), "sd3.5": (sm.SD3, SD35_TINY_DIT),
                 "chroma": (sm.Chroma, CHROMA_TINY_DIT), "auraflow": (sm.AuraFlow, AURAFLOW_TINY_DIT),
-                "qwen_image": (sm.QwenImage, QWEN_TINY_DIT)}[family]
+                "qwen_image": (sm.QwenImage, QWEN_TINY_DIT),
+                "flux2": (getattr(sm, "Flux2", None), FLUX2_TINY_DIT),  # ComfyUI ≥ 0.3.72
+                "lumina2": (sm.Lumina2, LUMINA2_TINY_DIT), "z_image": (sm.Lumina2, Z_IMAGE_TINY_DIT),
+                "hidream": (sm.HiDream, HIDREAM_TINY_DIT)}[family]
+    if cls is None:
+        raise RuntimeError(f"this ComfyUI has no {family} model class")
     return patcher(_model(cls, cfg, seed, calibrate=False))
 
 

@@ -11,8 +11,10 @@ import torch
 from zv_testing import (assert_close_scaled, cross_frame, force_split_cond_uncond, gen, momentum, sample,
                         with_context_windows)
 
-FAMILIES = ["flux", "sd3", "sd3.5 (MMDiT-X)", "chroma", "auraflow", "qwen_image"]
-LATENT = {"auraflow": (4, 8, 8), "qwen_image": (16, 1, 8, 8)}  # (channels, …) of a frame; others (16, 8, 8)
+FAMILIES = ["flux", "sd3", "sd3.5 (MMDiT-X)", "chroma", "auraflow", "qwen_image", "flux2", "lumina2", "z_image",
+            "hidream"]
+# (channels, …) of a frame; others (16, 8, 8). Flux 2 patches 1×1 (its 128-channel latent is packed already).
+LATENT = {"auraflow": (4, 8, 8), "qwen_image": (16, 1, 8, 8), "flux2": (128, 8, 8)}
 
 
 def tiny_dit(family: str):
@@ -22,21 +24,57 @@ def tiny_dit(family: str):
 
 @pytest.fixture(scope="module", params=FAMILIES)
 def dit(request, comfy):
+    if request.param == "flux2" and not hasattr(__import__("comfy.supported_models").supported_models, "Flux2"):
+        pytest.skip("this ComfyUI predates Flux 2")
     return request.param, tiny_dit(request.param)
 
 
-def conds(family: str):
+def conds(family: str, frames: int = 1):
+    """Positive and negative conditioning of 7 prompt tokens (`frames` > 1: a different prompt per frame)."""
     dim, pooled = {"flux": (32, 32), "sd3": (64, 64), "chroma": (32, 768), "auraflow": (32, None),
-                   "qwen_image": (32, None)}.get(family, (4096, 64))
-    extra = lambda s: {} if pooled is None else {"pooled_output": torch.randn(1, pooled, generator=gen(s + 5))}  # noqa: E731
-    return ([[torch.randn(1, 7, dim, generator=gen(s)), dict(extra(s), guidance=3.5)]] for s in (1, 2))
+                   "qwen_image": (32, None), "flux2": (32, 32), "lumina2": (32, None), "z_image": (32, None),
+                   "hidream": (32, 32)}.get(family, (4096, 64))
+
+    def extra(s):
+        out = {"guidance": 3.5}
+        if pooled is not None:
+            out["pooled_output"] = torch.randn(1, pooled, generator=gen(s + 5))
+        if family == "hidream":  # the Llama hidden states, one per block (two blocks)
+            out["conditioning_llama3"] = torch.randn(1, 2, 5, 32, generator=gen(s + 7))
+        return out
+    return ([[torch.randn(frames if s == 1 else 1, 7, dim, generator=gen(s)), extra(s)]] for s in (1, 2))
+
+
+def image_tokens(family: str) -> int:
+    """The image tokens of a frame of frames(): 2×2 patches of 8×8 (Flux 2: 1×1 patches); Z-Image pads to 32."""
+    return {"flux2": 64, "z_image": 32}.get(family, 16)
 
 
 def text_tokens(family: str, m) -> int:
-    """The 7 prompt tokens of conds(), after SD3's or AuraFlow's register tokens."""
+    """The text tokens that lead a text-first family's joint attention: the 7 prompt tokens of conds() after
+    SD3's or AuraFlow's register tokens; Flux 2 pads prompts to 512 tokens."""
+    if family == "flux2":
+        return 512
     dm = m.model.diffusion_model
     registers = getattr(dm, "register_tokens", None)
     return 7 + int(getattr(dm, "register_length", 0) or 0) + (0 if registers is None else registers.shape[1])
+
+
+def image_span(family: str, m, total: int, site: int):
+    """Where the image tokens of the `site`-th attention call (of `total` tokens) are, written from each family's
+    model code: None for Lumina 2's / Z-Image's caption-only refiner layers (they run first)."""
+    image = image_tokens(family)
+    if family in ("lumina2", "z_image"):
+        if site < len(m.model.diffusion_model.context_refiner):
+            return None
+        return total - image, total  # image-only refiner layers, then [caption, image]
+    if family == "hidream":
+        return 0, image  # [image, text] and [image, text, Llama layer]
+    return (0, total) if total == image else (text_tokens(family, m), total)
+
+
+def first_image_site(family: str, m) -> int:
+    return len(m.model.diffusion_model.context_refiner) if family in ("lumina2", "z_image") else 0
 
 
 def run(model, family, noise, cfg=2.0, steps=2, **kw):
@@ -100,8 +138,10 @@ def to_heads(t, rec):
     return t.view(b, n, h, c // h).transpose(1, 2)
 
 
-def reference(rec, text: int, anchors: tuple[str, ...]) -> torch.Tensor:
-    """Per frame, per chunk: softmax(q kᵀ/√d) v with the frame's text keys and the anchors' image keys."""
+def reference(rec, span: tuple[int, int], anchors: tuple[str, ...]) -> torch.Tensor:
+    """Per frame, per chunk: softmax(q kᵀ/√d) v with the frame's own keys outside the image tokens `span` and the
+    anchors' image keys."""
+    a, b = span
     q, k, v = (to_heads(rec[n], rec).double() for n in ("q", "k", "v"))
     chunks = len(rec["chunks"])
     per = q.shape[0] // chunks
@@ -110,8 +150,8 @@ def reference(rec, text: int, anchors: tuple[str, ...]) -> torch.Tensor:
         for f in range(per):
             i = c * per + f
             rows = [c * per + (0 if a == "first" else max(f - 1, 0) if a == "previous" else f) for a in anchors]
-            keys = torch.cat([k[i, :, :text]] + [k[r, :, text:] for r in rows], dim=1)
-            vals = torch.cat([v[i, :, :text]] + [v[r, :, text:] for r in rows], dim=1)
+            keys = torch.cat([k[i, :, :a], k[i, :, b:]] + [k[r, :, a:b] for r in rows], dim=1)
+            vals = torch.cat([v[i, :, :a], v[i, :, b:]] + [v[r, :, a:b] for r in rows], dim=1)
             w = torch.softmax(q[i] @ keys.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
             out[i] = w @ vals
     b, h, n, d = out.shape
@@ -120,9 +160,10 @@ def reference(rec, text: int, anchors: tuple[str, ...]) -> torch.Tensor:
 
 @pytest.mark.parametrize("anchor,anchors", [("first", ("first",)), ("first+previous", ("first", "previous"))])
 def test_the_first_block_matches_a_per_frame_reference_attention(dit, anchor, anchors):
-    """The first joint attention of the patched model (cond and uncond batched, 3 frames) equals the reference
-    computed on the q/k/v the unpatched model gives it (nothing before the first block is patched). The
-    patched model reaches the reference through another pack's override, which it must hand over to."""
+    """The first attention with image tokens of the patched model (cond and uncond batched, 3 frames) equals the
+    reference computed on the q/k/v the unpatched model gives it (nothing before it is patched; for Lumina 2 and
+    Z-Image the caption-only refiner comes first and is left alone). The patched model reaches the reference
+    through another pack's override, which it must hand over to."""
     from zerovideo.nodes import _dit
     family, m = dit
     plain, patched = [], []
@@ -130,47 +171,63 @@ def test_the_first_block_matches_a_per_frame_reference_attention(dit, anchor, an
     run(with_recorder(m, plain), family, noise, steps=1)
     run(cross_frame(with_recorder(m, patched), anchor=anchor), family, noise, steps=1)
     assert len(plain) == len(patched) > 0
-    assert plain[0]["chunks"] == patched[0]["chunks"] and len(plain[0]["chunks"]) == 2
-    assert torch.equal(plain[0]["q"], patched[0]["q"])
-    text = text_tokens(family, m)
-    expected = reference(plain[0], text, anchors)
-    got = patched[0]["out"].double()
+    site = first_image_site(family, m)
+    for i in range(site):  # the caption-only attentions before it are the unpatched ones
+        assert torch.equal(plain[i]["k"], patched[i]["k"]) and torch.equal(plain[i]["out"], patched[i]["out"])
+    p, q = plain[site], patched[site]
+    assert p["chunks"] == q["chunks"] and len(p["chunks"]) == 2
+    assert torch.equal(p["q"], q["q"])
+    total = to_heads(p["k"], p).shape[2]
+    span = image_span(family, m, total, site)
+    expected = reference(p, span, anchors)
+    got = q["out"].double()
     assert float((got - expected).abs().max()) <= 1e-5 * float(expected.abs().max())
-    # the image tokens are what the model computes for the latent (every family patches 2×2: 8×8 → 16)
-    image = 16
-    assert to_heads(plain[0]["k"], plain[0]).shape[2] == text + image
-    assert to_heads(patched[0]["k"], patched[0]).shape[2] == text + image * len(anchors)
-    assert _dit.family(m) == ("sd3" if family.startswith("sd3") else family)
+    # the image tokens are what the model computes for the latent
+    assert span[1] - span[0] == image_tokens(family)
+    assert to_heads(q["k"], q).shape[2] == total + image_tokens(family) * (len(anchors) - 1)
+    assert _dit.family(m) == {"sd3.5 (MMDiT-X)": "sd3", "flux2": "flux", "z_image": "lumina2"}.get(family, family)
 
 
 def test_every_attention_call_reads_the_anchors_image_keys_and_its_own_text(dit):
     """All joint attentions (Flux's and Chroma's double and single blocks, SD3's joint blocks, AuraFlow's double and
-    single layers, Qwen-Image's blocks) and SD3.5's image-only second attention: in each chunk every frame's
-    image-token keys and values are frame 0's (the text tokens are checked per frame by the reference test)."""
+    single layers, Qwen-Image's blocks, Lumina 2's and Z-Image's layers, HiDream's double- and single-stream
+    blocks) and the image-only ones (SD3.5's second attention, Lumina 2's / Z-Image's image refiner): in each chunk
+    every frame's image-token keys and values are frame 0's, and every other token stays the frame's own — with a
+    different prompt per frame, also in Lumina 2's / Z-Image's caption-only refiner."""
     family, m = dit
     log = []
-    run(cross_frame(with_recorder(m, log)), family, frames(family), steps=1)
-    text = text_tokens(family, m)
+    pos, neg = conds(family, frames=3)
+    sample(cross_frame(with_recorder(m, log)), frames(family), pos, neg, steps=1, cfg=2.0, scheduler="simple")
     kinds = set()
-    for rec in log:
+    for site, rec in enumerate(log):
         k, v = to_heads(rec["k"], rec), to_heads(rec["v"], rec)
-        lead = 0 if k.shape[2] == 16 else text
-        kinds.add("image only" if lead == 0 else "joint")
-        chunks = len(rec["chunks"])
-        per = k.shape[0] // chunks
-        for c in range(chunks):
+        total = k.shape[2]
+        span = image_span(family, m, total, site)
+        a, b = span if span is not None else (0, 0)
+        kinds.add("text only" if span is None else "image only" if (a, b) == (0, total) else "joint")
+        chunks = rec["chunks"]
+        per = k.shape[0] // len(chunks)
+        for c, kind in enumerate(chunks):
             rows = slice(c * per, (c + 1) * per)
             for t in (k[rows], v[rows]):
-                assert torch.equal(t[:, :, lead:], t[:1, :, lead:].expand_as(t[:, :, lead:]))
+                assert torch.equal(t[:, :, a:b], t[:1, :, a:b].expand_as(t[:, :, a:b]))
+                if kind == 0 and (a, b) != (0, total):  # the cond chunk: one prompt per frame
+                    rest = torch.cat((t[:, :, :a], t[:, :, b:]), dim=2)
+                    assert all(not torch.equal(rest[f], rest[0]) for f in range(1, per)), (site, a, b)
     dm = m.model.diffusion_model
     expected = {"flux": lambda: len(dm.double_blocks) + len(dm.single_blocks),
                 "chroma": lambda: len(dm.double_blocks) + len(dm.single_blocks),
+                "flux2": lambda: len(dm.double_blocks) + len(dm.single_blocks),
                 "auraflow": lambda: len(dm.double_layers) + len(dm.single_layers),
-                "qwen_image": lambda: len(dm.transformer_blocks)}.get(
+                "qwen_image": lambda: len(dm.transformer_blocks),
+                "lumina2": lambda: len(dm.context_refiner) + len(dm.noise_refiner) + len(dm.layers),
+                "z_image": lambda: len(dm.context_refiner) + len(dm.noise_refiner) + len(dm.layers),
+                "hidream": lambda: len(dm.double_stream_blocks) + len(dm.single_stream_blocks)}.get(
         family, lambda: len(dm.joint_blocks) + len(m.model.model_config.unet_config.get("x_block_self_attn_layers",
                                                                                         [])))
     assert len(log) == expected()
-    assert kinds == ({"joint", "image only"} if family.startswith("sd3.5") else {"joint"})
+    assert kinds == ({"joint", "image only"} if family.startswith("sd3.5") else
+                     {"text only", "image only", "joint"} if family in ("lumina2", "z_image") else {"joint"})
 
 
 def test_cond_and_uncond_never_mix(dit):
@@ -249,6 +306,27 @@ def test_a_video_dit_is_refused_naming_it_and_the_supported_models(comfy, pack):
     for call in (lambda: cross_frame(wan), lambda: momentum(wan, 0.9)):
         with pytest.raises(ValueError, match=r"this model \(WanModel\) has no U-Net self-attention blocks to patch "
                                              r"and is not a supported DiT\. It works with SD1\.x, SD2\.x, SDXL and "
-                                             r"SVD U-Nets, and Flux \(dev, schnell and their fine-tunes\), Chroma, "
-                                             r"SD3/SD3\.5, AuraFlow and Qwen-Image DiTs\."):
+                                             r"SVD U-Nets, and Flux \(dev, schnell and their fine-tunes\), Flux 2, "
+                                             r"Chroma, SD3/SD3\.5, AuraFlow, Qwen-Image, Lumina 2, Z-Image and "
+                                             r"HiDream DiTs\."):
             call()
+
+
+def test_hidream_edit_the_edited_image_joins_the_frames_image_tokens(comfy, pack):
+    """HiDream E1 puts the image to edit beside the latent (along the width): its tokens are image tokens of the
+    frame too — in every block the first 2·16 tokens (not 16) are frame 0's."""
+    family, m = "hidream", tiny_dit("hidream")
+    edit = torch.randn(1, 16, 8, 8, generator=gen(31))
+    pos, neg = ([[c, dict(d, concat_latent_image=edit)]] for [[c, d]] in conds(family, frames=3))
+    log = []
+    sample(cross_frame(with_recorder(m, log)), frames(family), pos, neg, steps=1, cfg=2.0, scheduler="simple")
+    assert len(log) == 2
+    for rec in log:
+        k = to_heads(rec["k"], rec)
+        assert k.shape[2] > 32
+        per = k.shape[0] // len(rec["chunks"])
+        for c, kind in enumerate(rec["chunks"]):
+            rows = k[c * per:(c + 1) * per]
+            assert torch.equal(rows[:, :, :32], rows[:1, :, :32].expand_as(rows[:, :, :32]))
+            if kind == 0:  # the cond chunk: its text (one prompt per frame) stays per frame
+                assert not torch.equal(rows[1, :, 32:], rows[0, :, 32:])
