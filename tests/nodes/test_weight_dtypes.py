@@ -109,25 +109,30 @@ def test_video_model_nodes(pack, svd):
         assert out.shape == (8, 4, 2, 2) and torch.isfinite(out).all()
 
 
-@pytest.fixture(scope="module", params=["flux", "sd3"])
+@pytest.fixture(scope="module", params=["flux", "sd3", "z_image", "hidream"])
 def dit(request, comfy, dtype_case):
     from scripts import tiny_models
     weight, compute = DTYPES[dtype_case]
-    base = tiny_models.tiny_flux(seed=2) if request.param == "flux" else tiny_models.tiny_sd3(seed=2)
+    base = tiny_models.tiny_image_dit(request.param, seed=2)
     mp = tiny_models.with_weight_dtype(base, weight, compute)
     assert mp.model.get_dtype() == weight
     return request.param, mp
 
 
 def test_dit_attention_nodes(pack, dit):
-    """Cross-Frame and Temporal Momentum Attention on Flux and SD3 with every weight dtype: finite frames that the
-    patch changed, frame 0 (its own anchor) as unpatched, μ = 1 as cross-frame attention."""
+    """Cross-Frame and Temporal Momentum Attention on Flux, SD3, Z-Image and HiDream with every weight dtype: finite
+    frames that the patch changed, frame 0 (its own anchor) as unpatched, μ = 1 as cross-frame attention."""
     from zerovideo.nodes.text2video_zero import CrossFrameAttentionPatch
     from zerovideo.nodes.zs2 import TemporalMomentumAttention
     family, mp = dit
-    dim = 32 if family == "flux" else 64
-    pos, neg = ([[torch.randn(1, 7, dim, generator=gen(s)),
-                  {"pooled_output": torch.randn(1, dim, generator=gen(s + 5)), "guidance": 3.5}]] for s in (1, 2))
+    dim = 64 if family == "sd3" else 32
+
+    def extra(s):
+        out = {"pooled_output": torch.randn(1, dim, generator=gen(s + 5)), "guidance": 3.5}
+        if family == "hidream":
+            out["conditioning_llama3"] = torch.randn(1, 2, 5, 32, generator=gen(s + 7))
+        return out
+    pos, neg = ([[torch.randn(1, 7, dim, generator=gen(s)), extra(s)]] for s in (1, 2))
     noise = torch.randn(3, 16, 8, 8, generator=gen(1))
     plain = sample(mp, noise, pos, neg, steps=2, cfg=2.0, scheduler="simple")
     assert torch.isfinite(plain).all()
