@@ -43,6 +43,11 @@ VALIDATION = [
     ("correction strength above one", ZS_X2, ["ZeroVideo.HiddenStateCorrection.strength=2.0"], "strength"),
     ("schedule not an option", ZS_X2, ['ZeroVideo.HiddenStateCorrection.schedule="cosine"'], "schedule"),
     ("ExVideo mode not an option", EXV, ['ZeroVideo.ExVideoTemporalExtend.mode="magic"'], "mode"),
+    ("tiled decode overlap above half a tile", ZS_X2, ["ZeroVideo.TemporalTiledVAEDecode.frames_per_tile=4",
+                                                       "ZeroVideo.TemporalTiledVAEDecode.overlap=3"],
+     "overlap (3) must be at most half of frames_per_tile (4), i.e. 2"),
+    ("tiled decode tile below min", ZS_X2, ["ZeroVideo.TemporalTiledVAEDecode.frames_per_tile=0"],
+     "frames_per_tile"),
     ("ExVideo weights without a file", EXV,
      ['ZeroVideo.ExVideoTemporalExtend.extension="(none: training-free modes)"'], "needs an extension file"),
 ]
