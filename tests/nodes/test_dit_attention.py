@@ -330,3 +330,17 @@ def test_hidream_edit_the_edited_image_joins_the_frames_image_tokens(comfy, pack
             assert torch.equal(rows[:, :, :32], rows[:1, :, :32].expand_as(rows[:, :, :32]))
             if kind == 0:  # the cond chunk: its text (one prompt per frame) stays per frame
                 assert not torch.equal(rows[1, :, 32:], rows[0, :, 32:])
+
+
+def test_a_lumina_call_with_reference_images_is_refused(comfy, pack):
+    """Newer ComfyUI releases hand NextDiT (Z-Image Omni, Ming-Image) reference images that join its sequence: a
+    layout the patches do not know, refused with a message rather than patched wrongly. The call goes through
+    ComfyUI's own apply_model and its wrapper executor, as a sampler makes it."""
+    m = cross_frame(tiny_dit("lumina2"))
+    x = torch.randn(2, 16, 8, 8, generator=gen(3))
+    opts = dict(m.model_options["transformer_options"], wrappers=m.wrappers)
+    with pytest.raises(ValueError, match=r"^Cross-Frame / Temporal Momentum Attention: this NextDiT call carries "
+                                         r"reference inputs \(ref_latents\), which these patches do not support; "
+                                         r"sample without them\.$"):
+        m.model.apply_model(x, torch.tensor([0.5, 0.5]), c_crossattn=torch.randn(2, 7, 32), transformer_options=opts,
+                            ref_latents=[x[:1]])
