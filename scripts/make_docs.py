@@ -18,7 +18,8 @@ EXAMPLES = {
     "ZeroVideo.LatentVideoInfo": "Put it after any sampler: `workflows/sd15_frames_baseline.json`.",
     "ZeroVideo.CrossFrameAttentionPatch": "`workflows/t2vz_text_to_video.json` (model), "
                                           "`workflows/t2vz_controlnet_video.json` (model + ControlNet), "
-                                          "`workflows/flux_t2vz_text_to_video.json` (Flux).",
+                                          "`workflows/flux_t2vz_text_to_video.json` (Flux), "
+                                          "`workflows/zimage_t2vz_text_to_video.json` (Z-Image Turbo).",
     "ZeroVideo.Text2VideoZeroSampler": "`workflows/t2vz_text_to_video.json`: KSamplerSelect (ddim) → this → "
                                        "SamplerCustomAdvanced with an 8-frame latent.",
     "ZeroVideo.MotionLatentWarp": "`workflows/t2vz_graph_form.json`: between KSamplerAdvanced passes.",

@@ -30,6 +30,7 @@ FLUX_UNET, FLUX_VAE = "flux1-dev.safetensors", "ae.safetensors"
 FLUX_CLIP_L, FLUX_T5 = "clip_l.safetensors", "t5xxl_fp16.safetensors"
 SD35_UNET, SD35_VAE = "sd3.5_medium.safetensors", "sd3.5_medium_vae.safetensors"
 SD35_CLIP_G = "clip_g.safetensors"
+ZIMAGE_UNET, ZIMAGE_TE = "z_image_turbo_bf16.safetensors", "qwen_3_4b.safetensors"  # its VAE is Flux's ae
 
 # Where each model file comes from, for the frontend's missing-models dialog (`properties.models` of the node
 # that loads it: name, url, directory = the models/ folder it goes into). The ExVideo file is the released
@@ -62,6 +63,11 @@ MODELS = {
                "diffusion_pytorch_model.safetensors", "vae"),
     SD35_CLIP_G: ("https://huggingface.co/Comfy-Org/stable-diffusion-3.5-fp8/resolve/main/text_encoders/"
                   "clip_g.safetensors", "text_encoders"),
+    # Z-Image Turbo and its Qwen3-4B text encoder as Comfy-Org repackaged them for ComfyUI's Z-Image template
+    ZIMAGE_UNET: ("https://huggingface.co/Comfy-Org/z_image_turbo/resolve/main/split_files/diffusion_models/"
+                  "z_image_turbo_bf16.safetensors", "diffusion_models"),
+    ZIMAGE_TE: ("https://huggingface.co/Comfy-Org/z_image_turbo/resolve/main/split_files/text_encoders/"
+                "qwen_3_4b.safetensors", "text_encoders"),
 }
 
 
@@ -80,8 +86,9 @@ class Graph:
     """A tiny graph builder: `g.add(id, class_type, title=None, **inputs)`; links are `(id, slot)`."""
 
     def __init__(self, name: str, description: str, tiny_frames: int, tiny_sets: tuple = (), tiny_fps: float = 0.0,
-                 audio: bool = False):
+                 audio: bool = False, min_comfyui: str | None = None):
         self.name = name
+        self.min_comfyui = min_comfyui  # the oldest ComfyUI release whose nodes and model classes it needs
         self.tiny_frames = tiny_frames  # frames the tests expect when run on the tiny models
         self.tiny_fps = tiny_fps  # the saved video's frame rate the tests expect (on the tests' sample clip)
         self.audio = audio  # the saved video carries the input clip's audio
@@ -619,9 +626,10 @@ def zs2_t2vz_motion() -> Graph:
 
 
 DIT_NOTE = (
-    "## DiT models\nOn Flux and SD3/SD3.5 the attention nodes change the image tokens' keys and values in every "
-    "joint-attention block (from frame 0, or the running average over frames); each frame keeps its own text "
-    "tokens and queries. Latent batch size = frame count. Other image DiTs and video DiTs are refused by name.")
+    "## DiT models\nOn DiT image models (Flux 1 and 2, SD3/SD3.5, Z-Image, Lumina 2, Chroma, AuraFlow, "
+    "Qwen-Image, HiDream) the attention nodes change the image tokens' keys and values in every attention block "
+    "(from frame 0, or the running average over frames); each frame keeps its own text tokens and queries. Latent "
+    "batch size = frame count. Video DiTs and other models are refused by name.")
 
 
 def flux_t2vz_text_to_video() -> Graph:
@@ -637,6 +645,24 @@ def flux_t2vz_text_to_video() -> Graph:
     g.add(6, "ZeroVideo.CrossFrameAttentionPatch", model=(1, 0), anchor="first")
     g.add(7, "BasicGuider", model=(6, 0), conditioning=(5, 0))
     _t2vz_sampling(g, 8, (7, 0), (1, 0), (3, 0), "euler", "simple", 20, "EmptySD3LatentImage")
+    g.note(DIT_NOTE)
+    return g
+
+
+def zimage_t2vz_text_to_video() -> Graph:
+    g = Graph("zimage_t2vz_text_to_video",
+              "# Text2Video-Zero on Z-Image Turbo: text to video\nZ-Image Turbo (Qwen3-4B text encoder, shift 3, "
+              "CFG 1, euler 9 steps, 8 frames at 512²) with cross-frame attention to frame 0 and the paper's global "
+              "motion (12, 12); t0/t1 scale to 9 steps (warp after step 1). Needs ComfyUI 0.3.75 or newer.",
+              tiny_frames=8, tiny_fps=4.0, min_comfyui="0.3.75")
+    g.add(1, "UNETLoader", unet_name=ZIMAGE_UNET, weight_dtype="default")
+    g.add(2, "CLIPLoader", clip_name=ZIMAGE_TE, type="lumina2")
+    g.add(3, "VAELoader", vae_name=FLUX_VAE)
+    g.add(4, "CLIPTextEncode", title="Prompt", clip=(2, 0), text=PROMPT)
+    g.add(5, "ModelSamplingAuraFlow", model=(1, 0), shift=3.0)
+    g.add(6, "ZeroVideo.CrossFrameAttentionPatch", model=(5, 0), anchor="first")
+    g.add(7, "BasicGuider", model=(6, 0), conditioning=(4, 0))
+    _t2vz_sampling(g, 8, (7, 0), (5, 0), (3, 0), "euler", "simple", 9, "EmptySD3LatentImage")
     g.note(DIT_NOTE)
     return g
 
@@ -709,7 +735,8 @@ def zs2_sweep() -> Graph:
 GRAPHS = [sd15_frames_baseline, svd_img2vid_baseline, t2vz_text_to_video, t2vz_graph_form, t2vz_controlnet_video,
           t2vz_video_instruct_pix2pix, zs2_text_to_video, zs2_t2vz_motion, zs2_sweep, zerosmooth_x2, zerosmooth_x4,
           zerosmooth_input_video, zerosmooth_seamless_loop, zerosmooth_side_by_side, exvideo_128_frames,
-          exvideo_training_free, exvideo_zerosmooth, flux_t2vz_text_to_video, sd35_zs2_text_to_video]
+          exvideo_training_free, exvideo_zerosmooth, flux_t2vz_text_to_video, sd35_zs2_text_to_video,
+          zimage_t2vz_text_to_video]
 
 
 def write_all(object_info: dict, folder: Path = WORKFLOWS) -> list[Path]:

@@ -41,7 +41,7 @@ IP2P_HINTS = ("pix2pix", "ip2p")
 # included; their tiny stand-ins, scripts/tiny_models.py "DiT workflows", load only in the test server, whose host
 # pack hands their sizes to ComfyUI's loaders)
 MODEL_INPUTS = {**{cls: (key,) for cls, (key, _) in LOADERS.items()},
-                "UNETLoader": ("unet_name",), "VAELoader": ("vae_name",),
+                "UNETLoader": ("unet_name",), "VAELoader": ("vae_name",), "CLIPLoader": ("clip_name",),
                 "DualCLIPLoader": ("clip_name1", "clip_name2"),
                 "TripleCLIPLoader": ("clip_name1", "clip_name2", "clip_name3")}
 SAMPLE_CLIP_FPS = 8.0  # the sample clip's frame rate (the tests expect the clip workflows' fps from it)
@@ -57,9 +57,12 @@ def tiny_file(class_type: str, name, inputs: dict) -> str | None:
         return "zerovideo_tiny_ip2p_sd15.safetensors" if any(h in low for h in IP2P_HINTS) else LOADERS[class_type][1]
     if class_type == "UNETLoader":
         return ("zerovideo_tiny_flux.safetensors" if "flux" in low else
-                "zerovideo_tiny_sd35_mmdit.safetensors" if "sd3" in low else None)
+                "zerovideo_tiny_sd35_mmdit.safetensors" if "sd3" in low else
+                "zerovideo_tiny_z_image.safetensors" if "z_image" in low else None)
     if class_type == "VAELoader":
         return "zerovideo_tiny_vae16.safetensors"
+    if class_type == "CLIPLoader":
+        return "zerovideo_tiny_qwen3_4b.safetensors" if "qwen_3_4b" in low else None
     kind = "sd3" if class_type == "TripleCLIPLoader" or inputs.get("type") == "sd3" else \
         "flux" if inputs.get("type") == "flux" else None
     if kind is None:

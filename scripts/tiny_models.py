@@ -487,7 +487,7 @@ def build_wan_diffusion_model(path: Path, seed: int = 0) -> None:
                                 metadata={"zerovideo": "tiny random Wan 2.1 T2V"})
 
 
-# --- DiT workflows (Flux, SD3.5) on tiny models -------------------------------------------------------------
+# --- DiT workflows (Flux, SD3.5, Z-Image) on tiny models ----------------------------------------------------
 # ComfyUI's loaders fix some sizes that a tiny model cannot have: Flux's detection sets 24 heads of 128 channels,
 # and the text encoders' configs are fixed json files (T5-XXL: 4.7 B parameters). These files therefore carry the
 # config of their (ComfyUI) classes in their safetensors metadata under TINY_CONFIG_KEY, and the test server's
@@ -508,6 +508,12 @@ SD35_TINY_DIT = {"in_channels": 16, "pos_embed_scaling_factor": None, "depth": 2
                                              "params": {"in_features": 4096, "out_features": 128}}}
 
 
+# Z-Image: its text encoder is Qwen3-4B (ComfyUI's llama.Qwen3_4B; head_dim stays its class's 128), 32 wide here,
+# and the tiny Z-Image DiT reads 32-wide captions (Z_IMAGE_TINY_DIT's cap_feat_dim)
+TINY_QWEN3 = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3, "num_attention_heads": 1,
+              "num_key_value_heads": 1}
+
+
 def _save_with_config(sd: dict, path: Path, config: dict, what: str) -> None:
     import comfy.utils
     comfy.utils.save_torch_file({k: v.contiguous() for k, v in sd.items()}, str(path),
@@ -519,6 +525,25 @@ def build_flux_diffusion_model(path: Path, seed: int = 0) -> None:
     import_comfy()
     dm = tiny_flux(seed).model.diffusion_model
     _save_with_config(dm.state_dict(), path, {"unet_config": FLUX_TINY_DIT}, "tiny random Flux")
+
+
+def build_zimage_diffusion_model(path: Path, seed: int = 0) -> None:
+    """Tiny Z-Image for UNETLoader; its unet config rides in the metadata (ComfyUI's detection fixes Z-Image's
+    3840-wide sizes)."""
+    import_comfy()
+    dm = tiny_image_dit("z_image", seed).model.diffusion_model
+    _save_with_config(dm.state_dict(), path, {"unet_config": Z_IMAGE_TINY_DIT}, "tiny random Z-Image")
+
+
+def build_qwen3_text_encoder(path: Path, seed: int = 0) -> None:
+    """Tiny Qwen3-4B-shaped text encoder for CLIPLoader (type lumina2): ComfyUI's Z-Image text encoder class."""
+    import_comfy()
+    import comfy.text_encoders.z_image
+    import torch
+    options = {"qwen3_4b_model_config": TINY_QWEN3}
+    te = comfy.text_encoders.z_image.ZImageTEModel(dtype=torch.float32, model_options=options)
+    init_weights(te, seed)
+    _save_with_config(_half(te.qwen3_4b.transformer.state_dict()), path, options, "tiny random Qwen3 (Z-Image)")
 
 
 def build_sd35_diffusion_model(path: Path, seed: int = 0) -> None:
@@ -575,6 +600,8 @@ SD3_NAME = "zerovideo_tiny_sd3_mmdit.safetensors"
 WAN_NAME = "zerovideo_tiny_wan21_t2v.safetensors"
 FLUX_NAME = "zerovideo_tiny_flux.safetensors"
 SD35_NAME = "zerovideo_tiny_sd35_mmdit.safetensors"
+ZIMAGE_NAME = "zerovideo_tiny_z_image.safetensors"
+QWEN3_NAME = "zerovideo_tiny_qwen3_4b.safetensors"
 VAE16_NAME = "zerovideo_tiny_vae16.safetensors"
 # text encoders: (kind, part) -> file
 TE_NAMES = {("flux", "clip_l"): "zerovideo_tiny_flux_clip_l.safetensors",
@@ -587,10 +614,12 @@ BUILDERS = {SD15_NAME: build_sd15_checkpoint, SVD_NAME: build_svd_checkpoint,
             EXVIDEO_NAME: build_exvideo_extension, SD3_NAME: build_sd3_diffusion_model,
             WAN_NAME: build_wan_diffusion_model, FLUX_NAME: build_flux_diffusion_model,
             SD35_NAME: build_sd35_diffusion_model, VAE16_NAME: build_vae16,
+            ZIMAGE_NAME: build_zimage_diffusion_model, QWEN3_NAME: build_qwen3_text_encoder,
             **{name: functools.partial(build_text_encoder, kind, part) for (kind, part), name in TE_NAMES.items()}}
 FOLDERS = {SD15_NAME: "checkpoints", SVD_NAME: "checkpoints", CONTROLNET_NAME: "controlnet", IP2P_NAME: "checkpoints",
            EXVIDEO_NAME: "exvideo", SD3_NAME: "diffusion_models", WAN_NAME: "diffusion_models",
            FLUX_NAME: "diffusion_models", SD35_NAME: "diffusion_models", VAE16_NAME: "vae",
+           ZIMAGE_NAME: "diffusion_models", QWEN3_NAME: "text_encoders",
            **{name: "text_encoders" for name in TE_NAMES.values()}}
 
 
