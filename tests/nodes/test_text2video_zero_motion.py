@@ -90,11 +90,24 @@ def test_t0_not_below_t1_is_refused_before_running(t2vz):
 @pytest.mark.parametrize("shape,match", [
     ((3, 64, 64), r"^foreground_mask has 3 frames; give 1 \(for all frames\) or 4$"),
     ((1, 32, 32), r"^foreground_mask is 32x32 px but the video is 64x64 px$"),
+    # one side off by more than a latent pixel (8 px), the other right: width x height in the message
+    ((1, 40, 64), r"^foreground_mask is 64x40 px but the video is 64x64 px$"),
+    ((1, 64, 40), r"^foreground_mask is 40x64 px but the video is 64x64 px$"),
+    ((1, 73, 64), r"^foreground_mask is 64x73 px but the video is 64x64 px$"),
+    ((1, 64, 73), r"^foreground_mask is 73x64 px but the video is 64x64 px$"),
     ((1, 64, 64), r"^foreground_mask is empty \(all black\): nothing is foreground$")])
 def test_bad_foreground_masks_are_named_in_the_error(t2vz, shape, match):
     mask = torch.zeros(shape) if "is empty" in match else torch.ones(shape)
     with pytest.raises(ValueError, match=match):
         t2vz.latent_masks(mask, 4, 8, 8)
+
+
+@pytest.mark.parametrize("shape", [(1, 72, 56), (1, 56, 72), (4, 71, 57)])
+def test_a_mask_within_a_latent_pixel_of_the_video_size_is_taken(t2vz, shape):
+    """Masks up to 8 px (one latent pixel) off in either side are scaled to the latent, e.g. from a video whose
+    size is not a multiple of 8."""
+    out = t2vz.latent_masks(torch.ones(shape), 4, 8, 8)
+    assert out.shape == (4, 1, 8, 8) and torch.equal(out, torch.ones_like(out))
 
 
 def test_background_smoothing_blends_the_background_towards_frame_zero(t2vz, sd15):
