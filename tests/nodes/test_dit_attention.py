@@ -344,3 +344,26 @@ def test_a_lumina_call_with_reference_images_is_refused(comfy, pack):
                                          r"sample without them\.$"):
         m.model.apply_model(x, torch.tensor([0.5, 0.5]), c_crossattn=torch.randn(2, 7, 32), transformer_options=opts,
                             ref_latents=[x[:1]])
+
+
+@pytest.mark.parametrize("family", ["flux", "qwen_image"])
+def test_reference_images_count_with_the_frames_image_tokens(comfy, pack, family):
+    """Flux Kontext and Qwen-Image Edit append reference-image tokens after the frame's image tokens ([text,
+    image, references]): every token after the text is frame 0's in each chunk, and the frame's text stays its
+    own (one prompt per frame)."""
+    m = tiny_dit(family)
+    ref = torch.randn(1, *LATENT.get(family, (16, 8, 8)), generator=gen(33))
+    pos, neg = ([[c, dict(d, reference_latents=[ref])]] for [[c, d]] in conds(family, frames=3))
+    log = []
+    sample(cross_frame(with_recorder(m, log)), frames(family), pos, neg, steps=1, cfg=2.0, scheduler="simple")
+    text = text_tokens(family, m)
+    assert log
+    for rec in log:
+        k = to_heads(rec["k"], rec)
+        assert k.shape[2] == text + 2 * image_tokens(family)  # the frame's image tokens, then the reference's
+        per = k.shape[0] // len(rec["chunks"])
+        for c, kind in enumerate(rec["chunks"]):
+            rows = k[c * per:(c + 1) * per]
+            assert torch.equal(rows[:, :, text:], rows[:1, :, text:].expand_as(rows[:, :, text:]))
+            if kind == 0:
+                assert not torch.equal(rows[1, :, :text], rows[0, :, :text])
