@@ -36,15 +36,22 @@ def videos_input():
                                 "runs of frames; each gets its own chain).")
 
 
+NOISE = "Dependency Noise"
+
+
 def frames_per_video(samples: torch.Tensor, videos: int) -> int:
-    if samples.ndim != 4:
-        raise ValueError(f"Dependency noise needs an image-model latent [frames, C, h, w]; got shape "
-                         f"{list(samples.shape)}")
+    """Frames per video of a batch of image latents, one per frame: `[frames, C, h, w]`, or `[frames, C, 1, h, w]`
+    for image models whose latent format has a time axis (Qwen-Image); the noise chain runs along the batch."""
+    if not (samples.ndim == 4 or (samples.ndim == 5 and samples.shape[2] == 1)):
+        raise ValueError(f"{NOISE}: the latent is {list(samples.shape)}; it needs a batch of image latents, one "
+                         f"per frame ([frames, C, h, w], or [frames, C, 1, h, w]): a video model's latent, with its "
+                         f"frames along its own time axis, is not one")
     if samples.shape[0] % videos:
-        raise ValueError(f"the latent has {samples.shape[0]} frames, which do not split into {videos} videos")
+        raise ValueError(f"{NOISE}: the latent has {samples.shape[0]} frames, which do not split into "
+                         f"videos={videos} (each video is one run of frames)")
     frames = samples.shape[0] // videos
     if frames < 2:
-        raise ValueError(f"Dependency noise needs at least 2 frames per video; the latent has {samples.shape[0]} "
+        raise ValueError(f"{NOISE}: needs at least 2 frames per video; the latent has {samples.shape[0]} "
                          f"frame(s) for {videos} video(s). Set the latent batch size to the frame count.")
     return frames
 

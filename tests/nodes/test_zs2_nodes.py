@@ -1,4 +1,6 @@
 """ZS² nodes on real ComfyUI objects: momentum attention identities, dependency noise through the samplers."""
+import re
+
 import pytest
 import torch
 from zv_testing import assert_close_scaled, cross_frame, gen, momentum, recording_ancestral, sample, sd15_conds
@@ -89,13 +91,34 @@ def test_noise_node_reports_the_measured_neighbour_correlation(zs2):
 
 
 def test_one_frame_and_non_video_latents_are_clear_errors(zs2):
+    """Word for word: each message names the node, the latent's shape or frame count, and the fix."""
     source = noise_node(zs2).args[0]
-    with pytest.raises(ValueError, match="at least 2 frames"):
+    with pytest.raises(ValueError, match=r"^Dependency Noise: needs at least 2 frames per video; the latent has 1 "
+                                         r"frame\(s\) for 1 video\(s\)\. Set the latent batch size to the frame "
+                                         r"count\.$"):
         source.generate_noise({"samples": torch.zeros(1, 4, 8, 8)})
-    with pytest.raises(ValueError, match="image-model latent"):
-        source.generate_noise({"samples": torch.zeros(1, 4, 2, 8, 8)})
-    with pytest.raises(ValueError, match="do not split into 3 videos"):
-        noise_node(zs2, videos=3).args[0].generate_noise({"samples": torch.zeros(4, 4, 8, 8)})
+    with pytest.raises(ValueError, match=r"^Dependency Noise: needs at least 2 frames per video; the latent has 3 "
+                                         r"frame\(s\) for 3 video\(s\)\."):
+        noise_node(zs2, videos=3).args[0].generate_noise({"samples": torch.zeros(3, 4, 8, 8)})
+    for shape in ((1, 4, 2, 8, 8), (8, 4, 2, 8, 8), (8, 4, 8)):  # a video model's latent; not a latent batch
+        with pytest.raises(ValueError, match=rf"^Dependency Noise: the latent is {re.escape(str(list(shape)))}; it "
+                                             r"needs a batch of image latents, one per frame \(\[frames, C, h, w\], "
+                                             r"or \[frames, C, 1, h, w\]\): a video model's latent, with its frames "
+                                             r"along its own time axis, is not one$"):
+            source.generate_noise({"samples": torch.zeros(shape)})
+    with pytest.raises(ValueError, match=r"^Dependency Noise: the latent has 4 frames, which do not split into "
+                                         r"videos=3 \(each video is one run of frames\)$"):
+        noise_node(zs2, videos=3).args[0].generate_noise({"samples": torch.zeros(4, 6, 8, 8)})  # 6 channels
+
+
+def test_a_latent_with_a_time_axis_of_one_is_a_batch_of_frames(zs2):
+    """Qwen-Image's latents are [frames, C, 1, h, w]: the same noise as the [frames, C, h, w] batch, with the axis
+    kept."""
+    source = noise_node(zs2, lam=0.05).args[0]
+    flat = source.generate_noise({"samples": torch.zeros(6, 4, 8, 8)})
+    timed = source.generate_noise({"samples": torch.zeros(6, 4, 1, 8, 8)})
+    assert timed.shape == (6, 4, 1, 8, 8)
+    assert torch.equal(timed[:, :, 0], flat)
 
 
 def test_model_patch_gives_a_stock_ksampler_the_same_noise_as_the_noise_node(zs2, sd15):
@@ -172,3 +195,20 @@ def test_noise_lambda_reaches_independent_frames(zs2, node):
     cls = getattr(zs2, node)
     lam = next(i for i in cls.GET_SCHEMA().inputs if i.id == "noise_lambda")
     assert lam.max >= math.sqrt(math.e) and dnm.alpha_closed_form(lam.max) == 0.0
+
+
+def test_dependency_noise_model_samples_a_qwen_image_latent(zs2):
+    """The model-patch form on a tiny Qwen-Image (latents [frames, 16, 1, h, w]), with per-step noise through an
+    ancestral sampler: it samples (a video model's latent is refused; before, this one was too) and changes the
+    frames."""
+    from scripts import tiny_models
+    m = tiny_models.tiny_image_dit("qwen_image", seed=2)
+    patched = zs2.DependencyNoiseModel.execute(model=m, noise_lambda=0.05, mode="closed_form", videos=1,
+                                               per_step_noise=True).args[0]
+    pos, neg = ([[torch.randn(1, 7, 32, generator=gen(s)), {}]] for s in (1, 2))
+    latent = torch.zeros(4, 16, 1, 8, 8)
+    noise = torch.randn(latent.shape, generator=gen(4))
+    out = sample(patched, noise, pos, neg, steps=2, cfg=2.0, sampler="euler_ancestral", scheduler="simple")
+    plain = sample(m, noise, pos, neg, steps=2, cfg=2.0, sampler="euler_ancestral", scheduler="simple")
+    assert out.shape == latent.shape and torch.isfinite(out).all()
+    assert float((out - plain).abs().max()) > 1e-3 * float(plain.abs().max())
