@@ -111,6 +111,12 @@ def test_one_frame_and_non_video_latents_are_clear_errors(zs2):
         noise_node(zs2, videos=3).args[0].generate_noise({"samples": torch.zeros(4, 6, 8, 8)})  # 6 channels
 
 
+def test_two_frames_per_video_are_enough(zs2):
+    for frames, videos in ((2, 1), (4, 2)):
+        noise = noise_node(zs2, videos=videos).args[0].generate_noise({"samples": torch.zeros(frames, 4, 8, 8)})
+        assert noise.shape == (frames, 4, 8, 8)
+
+
 def test_a_latent_with_a_time_axis_of_one_is_a_batch_of_frames(zs2):
     """Qwen-Image's latents are [frames, C, 1, h, w]: the same noise as the [frames, C, h, w] batch, with the axis
     kept."""
