@@ -47,6 +47,8 @@ TARGETS: dict[str, tuple[list[str] | None, list[str]]] = {
                          ["tests/nodes/test_exvideo_nodes.py", "tests/nodes/test_exvideo_reference.py"]),
     "nodes/utility.py": (["frames_that_fit", "TemporalTiledVAEDecode.validate_inputs",
                           "TemporalTiledVAEDecode.execute"], ["tests/nodes/test_tiled_decode.py"]),
+    "nodes/_dit.py": (["_image_span", "_token_counts", "_frame_kv", "_tokens_last", "_restore", "dispatch"],
+                      ["tests/nodes/test_dit_attention.py"]),
     "nodes/_patching.py": (["video_groups", "spatial_layout", "SigmaRange.active", "FramePositions.__call__",
                             "compute_dtype", "_position", "argument", "with_argument"],
                            ["tests/nodes/test_cross_frame_attention.py", "tests/nodes/test_zerosmooth_nodes.py",
