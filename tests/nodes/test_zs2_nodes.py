@@ -218,3 +218,28 @@ def test_dependency_noise_model_samples_a_qwen_image_latent(zs2):
     plain = sample(m, noise, pos, neg, steps=2, cfg=2.0, sampler="euler_ancestral", scheduler="simple")
     assert out.shape == latent.shape and torch.isfinite(out).all()
     assert float((out - plain).abs().max()) > 1e-3 * float(plain.abs().max())
+
+
+def test_search_mode_is_seeded_and_reports_its_progress_per_frame(zs2):
+    """Search mode draws candidates with the node's seed (the same noise twice, another seed another noise) and
+    moves ComfyUI's progress bar once per searched frame (the server's hook also stops it on an interrupt)."""
+    import comfy.utils
+    calls = []
+    previous = comfy.utils.PROGRESS_BAR_HOOK
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: calls.append((value, total)))
+    try:
+        latent = {"samples": torch.zeros(6, 4, 8, 8)}
+        a = noise_node(zs2, seed=3, lam=0.05, mode="search", videos=2).args[0].generate_noise(latent)
+        assert calls == [(v * 2 + i, 4) for v in range(2) for i in range(1, 3)]  # 2 videos × 2 searched frames
+        b = noise_node(zs2, seed=3, lam=0.05, mode="search", videos=2).args[0].generate_noise(latent)
+        c = noise_node(zs2, seed=4, lam=0.05, mode="search", videos=2).args[0].generate_noise(latent)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(previous)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    # the candidates come from the node's own seeded generator, not from torch's global state (which ComfyUI's
+    # prepare_noise happens to seed just before: whatever else draws from it in between must not matter)
+    iid = torch.randn(6, 4, 8, 8, generator=gen(9))
+    torch.manual_seed(0)
+    d = zs2.correlated(iid, 0.05, "search", 2, seed=3)[0]
+    torch.manual_seed(1)
+    assert torch.equal(zs2.correlated(iid, 0.05, "search", 2, seed=3)[0], d)
