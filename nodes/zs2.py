@@ -56,8 +56,8 @@ def frames_per_video(samples: torch.Tensor, videos: int) -> int:
     return frames
 
 
-def correlated(iid: torch.Tensor, lam: float, mode: str, videos: int, seed: int) -> tuple[torch.Tensor, float]:
-    """ComfyUI's seeded i.i.d. noise (batch_index respected) → dependency noise, and its α."""
+def correlated(iid: torch.Tensor, lam: float, mode: str, videos: int, seed: int) -> torch.Tensor:
+    """ComfyUI's seeded i.i.d. noise (batch_index respected) → dependency noise."""
     frames_per_video(iid, videos)
     g = torch.Generator().manual_seed(seed)
     progress = None
@@ -65,8 +65,8 @@ def correlated(iid: torch.Tensor, lam: float, mode: str, videos: int, seed: int)
         import comfy.utils
         bar = comfy.utils.ProgressBar(iid.shape[0] - videos)
         progress = lambda done, total: bar.update_absolute(done, total)  # noqa: E731  (also checks interrupts)
-    out, alpha = dnm.dependency_noise(iid.shape, lam, g, mode, videos, innovations=iid.float(), progress=progress)
-    return out.to(iid.dtype), float(alpha[1:].mean())
+    out, _ = dnm.dependency_noise(iid.shape, lam, g, mode, videos, innovations=iid.float(), progress=progress)
+    return out.to(iid.dtype)
 
 
 class DependencyNoiseSource:
@@ -82,7 +82,7 @@ class DependencyNoiseSource:
         import comfy.sample
         samples = input_latent["samples"]
         iid = comfy.sample.prepare_noise(samples, self.seed, input_latent.get("batch_index"))
-        return correlated(iid, self.lam, self.mode, self.videos, self.seed)[0]
+        return correlated(iid, self.lam, self.mode, self.videos, self.seed)
 
 
 class DependencyNoise(io.ComfyNode):
@@ -148,7 +148,7 @@ class DependencyNoiseSampling:
         extra_args = _patching.argument(executor, args, kwargs, "extra_args")
         seed = int(extra_args.get("seed", 0) or 0)
         if noise.any():  # all-zero noise means add_noise is off: leave it alone
-            new = correlated(noise.cpu(), self.lam, self.mode, self.videos, seed)[0].to(noise)
+            new = correlated(noise.cpu(), self.lam, self.mode, self.videos, seed).to(noise)
             args, kwargs = _patching.with_argument(executor, args, kwargs, "noise", new)
         if not self.per_step:
             return executor(*args, **kwargs)
