@@ -217,13 +217,14 @@ HIDREAM_TINY_DIT = {"image_model": "hidream", "patch_size": 2, "in_channels": 16
 
 def tiny_image_dit(family: str, seed: int = 0):
     """A tiny DiT image model built with ComfyUI's own classes: "flux", "flux2", "sd3", "sd3.5" (MMDiT-X with a
-    4096-wide context, as SD3's text encoders give), "chroma", "auraflow", "qwen_image", "lumina2", "z_image" or
-    "hidream"."""
+    4096-wide context, as SD3's text encoders give), "sd3-registers" (SD3's MMDiT with register tokens), "chroma",
+    "auraflow", "qwen_image", "lumina2", "z_image" or "hidream"."""
     import_comfy()
     import comfy.supported_models as sm
     cls, cfg = {"flux": (sm.Flux, FLUX_TINY_DIT), "sd3": (sm.SD3, SD3_TINY_DIT), "sd3.5": (sm.SD3, SD35_TINY_DIT),
                 "chroma": (sm.Chroma, CHROMA_TINY_DIT), "auraflow": (sm.AuraFlow, AURAFLOW_TINY_DIT),
                 "qwen_image": (sm.QwenImage, QWEN_TINY_DIT),
+                "sd3-registers": (sm.SD3, dict(SD3_TINY_DIT, register_length=4)),  # learned tokens before the text
                 "flux2": (getattr(sm, "Flux2", None), FLUX2_TINY_DIT),  # ComfyUI ≥ 0.3.72
                 "lumina2": (sm.Lumina2, LUMINA2_TINY_DIT), "z_image": (sm.Lumina2, Z_IMAGE_TINY_DIT),
                 "hidream": (sm.HiDream, HIDREAM_TINY_DIT)}[family]

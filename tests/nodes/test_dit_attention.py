@@ -11,8 +11,8 @@ import torch
 from zv_testing import (assert_close_scaled, cross_frame, force_split_cond_uncond, gen, momentum, sample,
                         with_context_windows)
 
-FAMILIES = ["flux", "sd3", "sd3.5 (MMDiT-X)", "chroma", "auraflow", "qwen_image", "flux2", "lumina2", "z_image",
-            "hidream"]
+FAMILIES = ["flux", "sd3", "sd3.5 (MMDiT-X)", "sd3-registers", "chroma", "auraflow", "qwen_image", "flux2", "lumina2",
+            "z_image", "hidream"]
 # (channels, …) of a frame; others (16, 8, 8). Flux 2 patches 1×1 (its 128-channel latent is packed already).
 LATENT = {"auraflow": (4, 8, 8), "qwen_image": (16, 1, 8, 8), "flux2": (128, 8, 8)}
 
@@ -31,7 +31,8 @@ def dit(request, comfy):
 
 def conds(family: str, frames: int = 1):
     """Positive and negative conditioning of 7 prompt tokens (`frames` > 1: a different prompt per frame)."""
-    dim, pooled = {"flux": (32, 32), "sd3": (64, 64), "chroma": (32, 768), "auraflow": (32, None),
+    dim, pooled = {"flux": (32, 32), "sd3": (64, 64), "sd3-registers": (64, 64), "chroma": (32, 768),
+                   "auraflow": (32, None),
                    "qwen_image": (32, None), "flux2": (32, 32), "lumina2": (32, None), "z_image": (32, None),
                    "hidream": (32, 32)}.get(family, (4096, 64))
 
@@ -40,14 +41,17 @@ def conds(family: str, frames: int = 1):
         if pooled is not None:
             out["pooled_output"] = torch.randn(1, pooled, generator=gen(s + 5))
         if family == "hidream":  # the Llama hidden states, one per block (two blocks)
-            out["conditioning_llama3"] = torch.randn(1, 2, 5, 32, generator=gen(s + 7))
+            out["conditioning_llama3"] = torch.randn(frames if s == 1 else 1, 2, 5, 32, generator=gen(s + 7))
         return out
     return ([[torch.randn(frames if s == 1 else 1, 7, dim, generator=gen(s)), extra(s)]] for s in (1, 2))
 
 
-def image_tokens(family: str) -> int:
-    """The image tokens of a frame of frames(): 2×2 patches of 8×8 (Flux 2: 1×1 patches); Z-Image pads to 32."""
-    return {"flux2": 64, "z_image": 32}.get(family, 16)
+def image_tokens(family: str, h: int = 8, w: int = 8) -> int:
+    """The image tokens of an h×w frame latent: 2×2 patches (Flux 2: 1×1), odd sides padded to whole patches;
+    Z-Image pads the tokens to a multiple of 32."""
+    p = 1 if family == "flux2" else 2
+    n = math.ceil(h / p) * math.ceil(w / p)
+    return n + (-n % 32 if family == "z_image" else 0)
 
 
 def text_tokens(family: str, m) -> int:
@@ -60,10 +64,10 @@ def text_tokens(family: str, m) -> int:
     return 7 + int(getattr(dm, "register_length", 0) or 0) + (0 if registers is None else registers.shape[1])
 
 
-def image_span(family: str, m, total: int, site: int):
-    """Where the image tokens of the `site`-th attention call (of `total` tokens) are, written from each family's
-    model code: None for Lumina 2's / Z-Image's caption-only refiner layers (they run first)."""
-    image = image_tokens(family)
+def image_span(family: str, m, total: int, site: int, h: int = 8, w: int = 8):
+    """Where the image tokens of the `site`-th attention call (of `total` tokens, h×w latents) are, written from
+    each family's model code: None for Lumina 2's / Z-Image's caption-only refiner layers (they run first)."""
+    image = image_tokens(family, h, w)
     if family in ("lumina2", "z_image"):
         if site < len(m.model.diffusion_model.context_refiner):
             return None
@@ -82,8 +86,9 @@ def run(model, family, noise, cfg=2.0, steps=2, **kw):
     return sample(model, noise, pos, neg, steps=steps, cfg=cfg, scheduler="simple", **kw)
 
 
-def frames(family: str, n=3, seed=4):
-    return torch.randn(n, *LATENT.get(family, (16, 8, 8)), generator=gen(seed))
+def frames(family: str, n=3, seed=4, h=8, w=8):
+    shape = LATENT.get(family, (16, 8, 8))
+    return torch.randn(n, *shape[:-2], h, w, generator=gen(seed))
 
 
 def test_input_model_is_not_modified(dit):
@@ -116,7 +121,8 @@ def recorder(log: list):
         log.append({"q": args[0], "k": args[1], "v": args[2], "out": out,
                     "heads_first": bool(kwargs.get("skip_reshape")),
                     "heads": kwargs.get("heads", args[3] if len(args) > 3 else None),
-                    "chunks": list(opts.get("cond_or_uncond") or [0])})
+                    "chunks": list(opts.get("cond_or_uncond") or [0]),
+                    "call": dict(opts.get("zerovideo_dit_call") or {})})  # the patch's token counts, if patched
         return out
     return record
 
@@ -185,7 +191,37 @@ def test_the_first_block_matches_a_per_frame_reference_attention(dit, anchor, an
     # the image tokens are what the model computes for the latent
     assert span[1] - span[0] == image_tokens(family)
     assert to_heads(q["k"], q).shape[2] == total + image_tokens(family) * (len(anchors) - 1)
-    assert _dit.family(m) == {"sd3.5 (MMDiT-X)": "sd3", "flux2": "flux", "z_image": "lumina2"}.get(family, family)
+    assert _dit.family(m) == {"sd3.5 (MMDiT-X)": "sd3", "sd3-registers": "sd3", "flux2": "flux",
+                              "z_image": "lumina2"}.get(family, family)
+
+
+def image_tokens_are_the_anchors(family: str, m, h: int = 8, w: int = 8):
+    """Cross-frame attention with a different prompt per frame, h×w latents: in every attention call, per chunk,
+    each frame's image-token keys and values are frame 0's and every other token stays the frame's own. Returns
+    the kinds of attention seen and the recorded calls."""
+    log = []
+    pos, neg = conds(family, frames=3)
+    sample(cross_frame(with_recorder(m, log)), frames(family, h=h, w=w), pos, neg, steps=1, cfg=2.0,
+           scheduler="simple")
+    kinds = set()
+    for site, rec in enumerate(log):
+        k, v = to_heads(rec["k"], rec), to_heads(rec["v"], rec)
+        total = k.shape[2]
+        span = image_span(family, m, total, site, h, w)
+        a, b = span if span is not None else (0, 0)
+        assert b - a in (0, image_tokens(family, h, w)), (site, total, span)
+        assert rec["call"]["image"] == image_tokens(family, h, w)  # what the patch counted for this latent
+        kinds.add("text only" if span is None else "image only" if (a, b) == (0, total) else "joint")
+        chunks = rec["chunks"]
+        per = k.shape[0] // len(chunks)
+        for c, kind in enumerate(chunks):
+            rows = slice(c * per, (c + 1) * per)
+            for t in (k[rows], v[rows]):
+                assert torch.equal(t[:, :, a:b], t[:1, :, a:b].expand_as(t[:, :, a:b])), (site, a, b)
+                if kind == 0 and (a, b) != (0, total):  # the cond chunk: one prompt per frame
+                    rest = torch.cat((t[:, :, :a], t[:, :, b:]), dim=2)
+                    assert all(not torch.equal(rest[f], rest[0]) for f in range(1, per)), (site, a, b)
+    return kinds, log
 
 
 def test_every_attention_call_reads_the_anchors_image_keys_and_its_own_text(dit):
@@ -195,25 +231,7 @@ def test_every_attention_call_reads_the_anchors_image_keys_and_its_own_text(dit)
     every frame's image-token keys and values are frame 0's, and every other token stays the frame's own — with a
     different prompt per frame, also in Lumina 2's / Z-Image's caption-only refiner."""
     family, m = dit
-    log = []
-    pos, neg = conds(family, frames=3)
-    sample(cross_frame(with_recorder(m, log)), frames(family), pos, neg, steps=1, cfg=2.0, scheduler="simple")
-    kinds = set()
-    for site, rec in enumerate(log):
-        k, v = to_heads(rec["k"], rec), to_heads(rec["v"], rec)
-        total = k.shape[2]
-        span = image_span(family, m, total, site)
-        a, b = span if span is not None else (0, 0)
-        kinds.add("text only" if span is None else "image only" if (a, b) == (0, total) else "joint")
-        chunks = rec["chunks"]
-        per = k.shape[0] // len(chunks)
-        for c, kind in enumerate(chunks):
-            rows = slice(c * per, (c + 1) * per)
-            for t in (k[rows], v[rows]):
-                assert torch.equal(t[:, :, a:b], t[:1, :, a:b].expand_as(t[:, :, a:b]))
-                if kind == 0 and (a, b) != (0, total):  # the cond chunk: one prompt per frame
-                    rest = torch.cat((t[:, :, :a], t[:, :, b:]), dim=2)
-                    assert all(not torch.equal(rest[f], rest[0]) for f in range(1, per)), (site, a, b)
+    kinds, log = image_tokens_are_the_anchors(family, m)
     dm = m.model.diffusion_model
     expected = {"flux": lambda: len(dm.double_blocks) + len(dm.single_blocks),
                 "chroma": lambda: len(dm.double_blocks) + len(dm.single_blocks),
@@ -228,6 +246,14 @@ def test_every_attention_call_reads_the_anchors_image_keys_and_its_own_text(dit)
     assert len(log) == expected()
     assert kinds == ({"joint", "image only"} if family.startswith("sd3.5") else
                      {"text only", "image only", "joint"} if family in ("lumina2", "z_image") else {"joint"})
+
+
+@pytest.mark.parametrize("h,w", [(9, 7), (6, 10)])
+def test_odd_and_non_square_latents(dit, h, w):
+    """Latents of odd and unequal sides (padded to whole patches; Z-Image also to 32 tokens): the image tokens are
+    still exactly where each family puts them, in every attention call."""
+    family, m = dit
+    image_tokens_are_the_anchors(family, m, h, w)
 
 
 def test_cond_and_uncond_never_mix(dit):
@@ -314,22 +340,25 @@ def test_a_video_dit_is_refused_naming_it_and_the_supported_models(comfy, pack):
 
 def test_hidream_edit_the_edited_image_joins_the_frames_image_tokens(comfy, pack):
     """HiDream E1 puts the image to edit beside the latent (along the width): its tokens are image tokens of the
-    frame too — in every block the first 2·16 tokens (not 16) are frame 0's."""
+    frame too — in every block the first tokens of the joined 8×(6+6) latent (24, not 12) are frame 0's."""
     family, m = "hidream", tiny_dit("hidream")
-    edit = torch.randn(1, 16, 8, 8, generator=gen(31))
+    edit = torch.randn(1, 16, 8, 6, generator=gen(31))
     pos, neg = ([[c, dict(d, concat_latent_image=edit)]] for [[c, d]] in conds(family, frames=3))
     log = []
-    sample(cross_frame(with_recorder(m, log)), frames(family), pos, neg, steps=1, cfg=2.0, scheduler="simple")
+    sample(cross_frame(with_recorder(m, log)), frames(family, h=8, w=6), pos, neg, steps=1, cfg=2.0,
+           scheduler="simple")
+    image = image_tokens(family, 8, 12)
     assert len(log) == 2
     for rec in log:
         k = to_heads(rec["k"], rec)
-        assert k.shape[2] > 32
+        assert k.shape[2] > image
         per = k.shape[0] // len(rec["chunks"])
         for c, kind in enumerate(rec["chunks"]):
             rows = k[c * per:(c + 1) * per]
-            assert torch.equal(rows[:, :, :32], rows[:1, :, :32].expand_as(rows[:, :, :32]))
-            if kind == 0:  # the cond chunk: its text (one prompt per frame) stays per frame
-                assert not torch.equal(rows[1, :, 32:], rows[0, :, 32:])
+            assert torch.equal(rows[:, :, :image], rows[:1, :, :image].expand_as(rows[:, :, :image]))
+            if kind == 0:  # the cond chunk: each text token (one prompt per frame) stays the frame's own
+                differs = (rows[1, :, image:] != rows[0, :, image:]).transpose(0, 1).flatten(1)  # (tokens, H·D)
+                assert differs.any(1).all()
 
 
 def test_a_lumina_call_with_reference_images_is_refused(comfy, pack):
