@@ -205,6 +205,7 @@ LUMINA2_TINY_DIT = {"image_model": "lumina2", "patch_size": 2, "in_channels": 16
                     "ffn_dim_multiplier": 2.0, "qk_norm": True, "cap_feat_dim": 32, "axes_dims": [8, 12, 12],
                     "axes_lens": [300, 64, 64]}
 Z_IMAGE_TINY_DIT = dict(LUMINA2_TINY_DIT, dim=256, n_heads=8, n_kv_heads=8, axes_lens=[1536, 64, 64],  # its
+                        n_refiner_layers=2,  # as the released models (two caption-only layers to leave alone)
                         rope_theta=256.0, z_image_modulation=True, time_scale=1000.0,  # modulation needs dim ≥ 256
                         pad_tokens_multiple=32)
 # HiDream-I1: double-stream blocks over [image, text], single-stream over [image, text, Llama layer]; MoE MLPs.

@@ -361,6 +361,24 @@ def test_hidream_edit_the_edited_image_joins_the_frames_image_tokens(comfy, pack
                 assert differs.any(1).all()
 
 
+def test_an_attention_outside_a_patched_model_call_is_handed_over_untouched(comfy, pack):
+    """ComfyUI calls the override for every attention whose transformer_options carry it, also outside the patched
+    model's own call (no token counts there: another model sharing the options, a direct call): it hands such
+    calls to the attention function unchanged."""
+    from zerovideo.nodes import _dit
+    m = cross_frame(tiny_dit("flux"))
+    opts = dict(m.model_options["transformer_options"])  # the pack's patches, no per-call counts
+    assert opts[_dit.PATCHES_KEY] and _dit.CALL_KEY not in opts
+    q, k, v = (torch.randn(3, 10, 64, generator=gen(i)) for i in (1, 2, 3))
+    seen = []
+
+    def attention(*args, **kwargs):
+        seen.append(args)
+        return args[0]
+    _dit.dispatch(attention, q, k, v, 2, transformer_options=opts)
+    assert len(seen) == 1 and all(a is b for a, b in zip(seen[0], (q, k, v, 2)))
+
+
 def test_a_lumina_call_with_reference_images_is_refused(comfy, pack):
     """Newer ComfyUI releases hand NextDiT (Z-Image Omni, Ming-Image) reference images that join its sequence: a
     layout the patches do not know, refused with a message rather than patched wrongly. The call goes through
