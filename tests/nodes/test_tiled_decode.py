@@ -67,6 +67,18 @@ def test_svd_windows_are_cross_faded_as_written_by_hand(svd_vae):
     assert out.ui == {"text": ["10 frames in 4 window(s) of 4"]}
 
 
+def test_the_progress_bar_moves_one_step_per_window(svd_vae):
+    import comfy.utils
+    calls = []
+    previous = comfy.utils.PROGRESS_BAR_HOOK
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: calls.append((value, total)))
+    try:
+        tiled(svd_vae, latent(10, seed=2), 4, 2)  # windows (0, 4), (2, 6), (4, 8), (6, 10)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(previous)
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
 def test_frame_by_frame_vae_decodes_the_same_tiled_or_not(comfy):
     import comfy.sd
     from scripts import tiny_models
