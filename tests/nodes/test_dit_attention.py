@@ -379,6 +379,26 @@ def test_an_attention_outside_a_patched_model_call_is_handed_over_untouched(comf
     assert len(seen) == 1 and all(a is b for a, b in zip(seen[0], (q, k, v, 2)))
 
 
+def test_two_anchor_modes_with_an_attention_mask_are_refused_one_anchor_works(comfy, pack):
+    """An attention mask (here Flux's, from the conditioning: [text + image]² additive, zeros) is sized for the
+    frame's own keys: one anchor keeps that size and works; two anchors double the image keys, which no mask of
+    the model fits, so they are refused by name (not a shape error from inside torch)."""
+    family, m = "flux", tiny_dit("flux")
+    tokens = 7 + image_tokens(family)
+    pos, neg = ([[c, dict(d, attention_mask=torch.zeros(1, tokens, tokens), attention_mask_img_shape=(4, 4))]]
+                for [[c, d]] in conds(family))
+    noise = frames(family)
+    plain_pos, plain_neg = conds(family)
+    one = sample(cross_frame(m), noise, pos, neg, steps=1, cfg=2.0, scheduler="simple")
+    assert_close_scaled(one, sample(cross_frame(m), noise, plain_pos, plain_neg, steps=1, cfg=2.0, scheduler="simple"))
+    pos, neg = ([[c, dict(d, attention_mask=torch.zeros(1, tokens, tokens), attention_mask_img_shape=(4, 4))]]
+                for [[c, d]] in conds(family))
+    with pytest.raises(ValueError, match=r"^Cross-Frame Attention: two-anchor modes \(first\+previous, first\+self\) "
+                                         r"do not work with an attention mask on this model; use anchor 'first' or "
+                                         r"'previous'\.$"):
+        sample(cross_frame(m, anchor="first+previous"), noise, pos, neg, steps=1, cfg=2.0, scheduler="simple")
+
+
 def test_a_lumina_call_with_reference_images_is_refused(comfy, pack):
     """Newer ComfyUI releases hand NextDiT (Z-Image Omni, Ming-Image) reference images that join its sequence: a
     layout the patches do not know, refused with a message rather than patched wrongly. The call goes through
