@@ -157,8 +157,8 @@ def dispatch(func, *args, **kwargs):
 
 def _image_span(total: int, call: dict, site: int) -> tuple[int, int] | None:
     """[start, stop) of the image tokens in an attention over `total` tokens, None to leave it alone."""
-    text, image, layout = call["text"], call["image"], call.get("layout", "text first")
-    if site < call.get("skip", 0) or total < image:
+    text, image, layout = call["text"], call["image"], call["layout"]
+    if site < call["skip"] or total < image:
         return None
     if layout == "image first":  # [image, text, …]
         return 0, image
