@@ -94,6 +94,41 @@ def test_training_free_modes_are_exact_below_25_frames_and_run_beyond(ex, svd, m
     assert torch.isfinite(long).all()
 
 
+def test_interpolate_mode_squeezes_the_frame_positions_into_svds_25(ex, svd):
+    """Training-free `interpolate` on 40 frames: what the first layer of SVD's position MLP (time_pos_embed)
+    receives in every temporal block is ComfyUI's own sinusoidal embedding of positions t·25/40 (t = 0…39), where
+    the stock model embeds t."""
+    from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
+    m = ex.ExVideoTemporalExtend.execute(model=svd, mode="interpolate", extension=ex.NO_FILE).args[0]
+    seen = []
+    hooks = [mod.register_forward_pre_hook(lambda mod, args: seen.append((mod, args[0].detach().clone())))
+             for name, mod in m.model.diffusion_model.named_modules() if name.endswith("time_pos_embed.0")]
+    try:
+        pos, neg = svd_conds(svd, 2, 2)
+        sample(m, torch.randn(40, 4, 2, 2, generator=gen(6)), pos, neg, steps=1, cfg=2.0)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert len(seen) >= len(hooks) > 0
+    for mod, t_emb in seen:
+        expected = timestep_embedding(torch.arange(40) * (25 / 40), t_emb.shape[-1], repeat_only=False,
+                                      max_period=10000)
+        assert t_emb.shape[0] % 40 == 0
+        for video in t_emb.view(-1, 40, t_emb.shape[-1]):
+            torch.testing.assert_close(video.float(), expected.float(), rtol=0, atol=1e-5)
+
+
+def test_the_tables_own_limit_is_a_clear_error(ex, svd):
+    """Where the node cannot check the frame count before sampling (under Hidden State Correction), the learned
+    table refuses positions past its rows itself, in words."""
+    extras = ex.ExVideoExtras({"block": {"table": torch.zeros(16, 8), "conv_weight": torch.zeros(1),
+                                         "conv_bias": torch.zeros(1)}}, torch.float32)
+    with pytest.raises(ValueError, match=r"^ExVideo: 20 frames requested, but the extension's position table holds "
+                                         r"16\. Use at most 16 frames\.$"):
+        ex._table_embed(extras, "block", 16, torch.arange(20.0), 20, 8)
+    assert ex._table_embed(extras, "block", 16, torch.arange(16.0), 16, 8).shape == (16, 8)
+
+
 def test_non_svd_models_are_refused(ex, comfy):
     from scripts import tiny_models
     with pytest.raises(ValueError, match="needs a Stable Video Diffusion model"):
