@@ -155,7 +155,8 @@ def reference(rec, span: tuple[int, int], anchors: tuple[str, ...]) -> torch.Ten
     for c in range(chunks):
         for f in range(per):
             i = c * per + f
-            rows = [c * per + (0 if a == "first" else max(f - 1, 0) if a == "previous" else f) for a in anchors]
+            rows = [c * per + (0 if anc == "first" else max(f - 1, 0) if anc == "previous" else f)
+                    for anc in anchors]
             keys = torch.cat([k[i, :, :a], k[i, :, b:]] + [k[r, :, a:b] for r in rows], dim=1)
             vals = torch.cat([v[i, :, :a], v[i, :, b:]] + [v[r, :, a:b] for r in rows], dim=1)
             w = torch.softmax(q[i] @ keys.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
@@ -222,6 +223,42 @@ def image_tokens_are_the_anchors(family: str, m, h: int = 8, w: int = 8):
                     rest = torch.cat((t[:, :, :a], t[:, :, b:]), dim=2)
                     assert all(not torch.equal(rest[f], rest[0]) for f in range(1, per)), (site, a, b)
     return kinds, log
+
+
+def outside_recorder(m, log: list):
+    """A recorder around the pack's override (set after it): it sees each attention's own q/k/v, before the patch
+    changes anything, and the output after it."""
+    r = m.clone()
+    opts = r.model_options["transformer_options"] = dict(r.model_options["transformer_options"])
+    ours = opts["optimized_attention_override"]
+
+    def record(func, *args, **kwargs):
+        out = ours(func, *args, **kwargs)
+        log.append({"q": args[0], "k": args[1], "v": args[2], "out": out,
+                    "heads_first": bool(kwargs.get("skip_reshape")),
+                    "heads": kwargs.get("heads", args[3] if len(args) > 3 else None),
+                    "chunks": list((kwargs.get("transformer_options") or {}).get("cond_or_uncond") or [0])})
+        return out
+    opts["optimized_attention_override"] = record
+    return r
+
+
+@pytest.mark.parametrize("anchor,anchors", [("first", ("first",)), ("first+previous", ("first", "previous"))])
+def test_every_attention_call_matches_the_per_frame_reference(dit, anchor, anchors):
+    """Every attention call of the patched model — each family's joint, image-only and caption-only attentions,
+    one prompt per frame, odd latent sides — equals the per-frame reference on that call's own q/k/v with the
+    image tokens where the family's code puts them (caption-only attentions: the frame's own keys alone)."""
+    family, m = dit
+    log = []
+    pos, neg = conds(family, frames=3)
+    sample(outside_recorder(cross_frame(m, anchor=anchor), log), frames(family, h=6, w=5), pos, neg, steps=1,
+           cfg=2.0, scheduler="simple")
+    assert log
+    for site, rec in enumerate(log):
+        span = image_span(family, m, to_heads(rec["k"], rec).shape[2], site, 6, 5)
+        expected = reference(rec, span or (0, 0), anchors)
+        got = rec["out"].double()
+        assert float((got - expected).abs().max()) <= 1e-5 * float(expected.abs().max()), (site, span)
 
 
 def test_every_attention_call_reads_the_anchors_image_keys_and_its_own_text(dit):
@@ -316,6 +353,27 @@ def test_several_videos_in_one_batch_read_only_their_own_frames(dit, kind):
     noise = frames(family, 6, 21)
     each = torch.cat([run(patch(1), family, noise[:3]), run(patch(1), family, noise[3:])])
     assert_close_scaled(run(patch(2), family, noise), each)
+
+
+def test_a_patch_outside_its_sigma_range_leaves_the_next_one_working(dit):
+    """Stacked patches are independent: cross-frame attention with an empty sigma range, then momentum with μ = 1,
+    equals momentum alone (≡ cross-frame attention)."""
+    family, m = dit
+    noise = frames(family)
+    assert_close_scaled(run(momentum(cross_frame(m, start=1.0, end=1.0), 1.0), family, noise),
+                        run(momentum(m, 1.0), family, noise))
+
+
+def test_several_videos_with_context_windows_are_refused(comfy, pack):
+    """A context window would mix the videos of one batch: refused by name, as on U-Nets."""
+    from zerovideo.nodes.text2video_zero import CrossFrameAttentionPatch
+    family, m = "flux", tiny_dit("flux")
+    patched = CrossFrameAttentionPatch.execute(model=m, anchor="first", start_percent=0.0, end_percent=1.0,
+                                               videos=2).args[0]
+    with pytest.raises(ValueError, match=r"^Cross-Frame Attention: videos=2 does not work with context windows \(a "
+                                         r"window would mix the videos\); sample the videos one at a time or set "
+                                         r"videos to 1\.$"):
+        run(with_context_windows(patched), family, frames(family, 8, 13), steps=7)
 
 
 def test_momentum_stacks_after_cross_frame_as_on_u_nets(dit):
