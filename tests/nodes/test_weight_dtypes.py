@@ -90,11 +90,17 @@ def test_video_model_nodes(pack, svd):
     from zerovideo.nodes import _patching, exvideo, zerosmooth
     pos, neg = svd_conds(svd, 2, 2)
     noise = torch.randn(4, 4, 2, 2, generator=gen(2))
-    plain = sample(svd, noise, pos, neg, steps=2)
+    computed = set()  # the dtype the U-Net's layers actually compute in (their outputs), seen while sampling
+    hook = svd.model.diffusion_model.input_blocks[0][0].register_forward_hook(
+        lambda mod, args, out: computed.add(out.dtype))
+    try:
+        plain = sample(svd, noise, pos, neg, steps=2)
+    finally:
+        hook.remove()
+    assert len(computed) == 1 and not computed & set(_patching.FP8_DTYPES)
     ext = exvideo.apply_extension(svd, tiny_models.exvideo_extension(svd, 32, seed=1, perturb=0.05))
     extras = ext.additional_models[exvideo.KEY][0].model
-    assert {b.dtype for b in extras.buffers()} == {_patching.compute_dtype(svd)}
-    assert _patching.compute_dtype(svd) not in _patching.FP8_DTYPES
+    assert {b.dtype for b in extras.buffers()} == computed
     changed(sample(ext, noise, pos, neg, steps=2), plain)
     for model in (svd, ext):
         corrected = zerosmooth.HiddenStateCorrection.execute(model=model, strength=0.8, schedule="linear",

@@ -60,8 +60,37 @@ def test_dependency_noise_rewrites_the_noise_where_the_caller_put_it(pack):
 def test_a_wrapped_call_without_the_argument_is_named(pack):
     from zerovideo.nodes import _patching
     ex = executor_with_signature_of(lambda self, x: x, [_patching._count_calls], [])
-    with pytest.raises(TypeError, match="has no argument 'transformer_options'"):
+    with pytest.raises(TypeError, match=r"^ZeroVideo: the wrapped call <function .*original at 0x[0-9a-f]+> has no "
+                                        r"argument 'transformer_options'$"):
         ex.execute(torch.zeros(1))
+
+
+def test_an_argument_left_out_by_the_caller_reads_as_its_default(pack):
+    """The caller passed fewer positional arguments than the argument's position (it relies on the default): the
+    wrapper reads the default, not past the end of the arguments."""
+    from zerovideo.nodes import _patching
+    got = []
+
+    def wrapper(executor, *args, **kwargs):
+        got.append(_patching.argument(executor, args, kwargs, "transformer_options", "default"))
+        return executor(*args, **kwargs)
+    ex = executor_with_signature_of(lambda self, x, transformer_options=None: x, [wrapper], [])
+    ex.execute(torch.zeros(1))
+    assert got == ["default"]
+
+
+def test_an_argument_the_function_takes_only_by_keyword_is_set_by_keyword(pack):
+    """A wrapped function that takes the argument only through **kwargs (no position): the wrapper sets it as a
+    keyword, and the function receives it."""
+    from zerovideo.nodes import _patching
+    seen = []
+
+    def wrapper(executor, *args, **kwargs):
+        args, kwargs = _patching.with_argument(executor, args, kwargs, "transformer_options", {"set": True})
+        return executor(*args, **kwargs)
+    ex = executor_with_signature_of(lambda self, x, **kwargs: x, [wrapper], seen)
+    ex.execute(torch.zeros(1))
+    assert seen[0]["kwargs"] == {"transformer_options": {"set": True}}
 
 
 def test_frame_counts_are_per_thread(pack):
