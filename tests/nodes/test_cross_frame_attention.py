@@ -201,3 +201,26 @@ def test_several_videos_in_one_batch_read_only_their_own_frames(sd15, kind):
     assert float((as_one_video[3:] - each[3:]).abs().max()) > 1e-3 * max(1.0, float(each.abs().max()))
     with pytest.raises(ValueError, match=r"5 frames, which do not split into videos=2"):
         sample(with_videos(kind, sd15, 2), noise[:5], pos, neg, steps=1)
+
+
+def test_the_sigma_range_includes_both_ends(sd15, pack):
+    """Like ComfyUI's own timestep ranges, a patch is on at exactly its start and end sigmas, off just outside."""
+    import math
+    from zerovideo.nodes._patching import SigmaRange
+    r = SigmaRange(sd15, 0.2, 0.6)
+    assert r.sigma_start > r.sigma_end > 0
+    assert r.active(r.sigma_start) and r.active(r.sigma_end)
+    assert not r.active(math.nextafter(r.sigma_start, math.inf))
+    assert not r.active(math.nextafter(r.sigma_end, 0.0))
+    assert {"sigmas": torch.tensor([r.sigma_end])} in r and {"sigmas": torch.tensor([r.sigma_end / 2])} not in r
+
+
+def test_on_a_video_u_net_without_the_call_counter_the_activation_shape_decides(pack):
+    """An SVD attention call outside the counted model call (no counter in its options): spatial only when the
+    batch and token count match the activations (frames · chunks, h · w); unknown shape or a mismatch: temporal."""
+    from zerovideo.nodes._patching import spatial_layout
+    n = torch.zeros(8, 12, 4)  # 2 chunks × 4 frames, 3 × 4 tokens
+    assert spatial_layout(n, {"cond_or_uncond": [0, 1], "activations_shape": (8, 4, 3, 4)}, True) == (2, 4)
+    assert spatial_layout(n, {"cond_or_uncond": [0, 1]}, True) is None
+    assert spatial_layout(n, {"cond_or_uncond": [0, 1], "activations_shape": (6, 4, 3, 4)}, True) is None
+    assert spatial_layout(n, {"cond_or_uncond": [0, 1], "activations_shape": (8, 4, 2, 4)}, True) is None
