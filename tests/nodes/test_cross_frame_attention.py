@@ -199,7 +199,10 @@ def test_several_videos_in_one_batch_read_only_their_own_frames(sd15, kind):
     assert_close_scaled(together, each)
     as_one_video = sample(one_model, noise, pos, neg, steps=2)  # video 2 reads video 1's frames
     assert float((as_one_video[3:] - each[3:]).abs().max()) > 1e-3 * max(1.0, float(each.abs().max()))
-    with pytest.raises(ValueError, match=r"5 frames, which do not split into videos=2"):
+    node = "Cross-Frame Attention" if kind == "cross-frame" else "Temporal Momentum Attention"
+    with pytest.raises(ValueError, match=rf"^{node}: the latent batch has 5 frames, which do not split into "
+                                         r"videos=2 equal videos\. Set the batch size to videos × frames per "
+                                         r"video\.$"):
         sample(with_videos(kind, sd15, 2), noise[:5], pos, neg, steps=1)
 
 
@@ -213,6 +216,7 @@ def test_the_sigma_range_includes_both_ends(sd15, pack):
     assert not r.active(math.nextafter(r.sigma_start, math.inf))
     assert not r.active(math.nextafter(r.sigma_end, 0.0))
     assert {"sigmas": torch.tensor([r.sigma_end])} in r and {"sigmas": torch.tensor([r.sigma_end / 2])} not in r
+    assert r.active(None) and {} in r  # a call outside sampling (no sigma) is not cut off
 
 
 def test_on_a_video_u_net_without_the_call_counter_the_activation_shape_decides(pack):
