@@ -253,6 +253,20 @@ def test_exvideo_and_correction_stack_in_either_order(zs, svd, exvideo_model):
     torch.testing.assert_close(rows[1::2], torch.lerp(table[:T0], table[1:T0 + 1], 0.5).to(rows))  # between them
 
 
+def test_correction_alone_places_the_long_branch_among_the_key_frames_with_svds_own_sinusoid(zs, svd):
+    """Hidden State Correction without ExVideo: the long branch (2·t0 frames) is fed ComfyUI's own sinusoidal
+    embedding of positions j·t0/(2·t0) = j/2; the key-frame branch (t0 frames) keeps SVD's positions untouched."""
+    from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
+    fp = positions_of(hsc(zs, svd))
+    assert fp.remap is not None and fp.embed is None
+    fp.remap.args[0].t0 = T0
+    channels = 32
+    rows = fp(2 * T0, channels)
+    expected = timestep_embedding(torch.arange(2 * T0) / 2, channels, repeat_only=False, max_period=10000)
+    torch.testing.assert_close(rows.float(), expected.float(), rtol=0, atol=1e-6)
+    assert fp(T0, channels) is None
+
+
 @pytest.mark.parametrize("corrected", [True, False], ids=["with correction", "without correction"])
 def test_exvideo_sees_every_stage_of_a_cascade_with_its_own_frame_count(zs, exvideo_model, corrected):
     """Without the correction ExVideo's frame counter is the outermost wrapper and SVD's num_video_frames is the
