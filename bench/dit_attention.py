@@ -1,10 +1,10 @@
 """Cross-Frame and Temporal Momentum Attention on DiT image models: step time patched vs unpatched.
 
-Tiny (CPU, the default): the tiny Flux and SD3 of the tests, 8 frames at 64² (16 image tokens and 7 text tokens
-per frame): this measures the per-call overhead of the attention override. `--full` (a GPU): the full-size
-Flux-dev (19 double + 38 single blocks, 3072 wide) and SD3.5-medium-like (24 joint blocks, 1536 wide) architectures
-with random weights in bf16, 8 frames at 512² (1024 image tokens, 256 text tokens per frame), where the cost
-of the technique itself shows (goal: ≤ 1.05× for one anchor).
+Tiny (CPU, the default): the tiny Flux, SD3, Z-Image and HiDream of the tests, 8 frames at 64² (16 image tokens
+— Z-Image pads to 32 — and 7 text tokens per frame): this measures the per-call overhead of the attention
+override. `--full` (a GPU): the full-size Flux-dev (19 double + 38 single blocks, 3072 wide) and SD3.5-medium-like
+(24 joint blocks, 1536 wide) architectures with random weights in bf16, 8 frames at 512² (1024 image tokens, 256
+text tokens per frame), where the cost of the technique itself shows (goal: ≤ 1.05× for one anchor).
 """
 from __future__ import annotations
 
@@ -34,14 +34,23 @@ def _model(family: str, full: bool, device: str):
     return tiny_models.patcher(tiny_models._model(cls, cfg, 0, dtype=dtype, calibrate=False))
 
 
+# tiny conditioning per family: (text width, pooled width); 7 prompt tokens
+TINY_CONDS = {"flux": (32, 32), "sd3": (64, 64), "z_image": (32, 32), "hidream": (32, 32)}
+
+
 def _conds(family: str, mp, full: bool):
     g = torch.Generator().manual_seed(1)
-    if family == "flux":
-        dim, pooled, tokens = (4096, 768, 256) if full else (32, 32, 7)
+    if full:
+        dim, pooled, tokens = (4096, 768, 256) if family == "flux" else (4096, 2048, 154)
     else:
-        dim, pooled, tokens = (4096, 2048, 154) if full else (64, 64, 7)
-    return tuple([[torch.randn(1, tokens, dim, generator=g), {"pooled_output": torch.randn(1, pooled, generator=g),
-                                                              "guidance": 3.5}]] for _ in range(2))
+        (dim, pooled), tokens = TINY_CONDS[family], 7
+
+    def extra():
+        out = {"pooled_output": torch.randn(1, pooled, generator=g), "guidance": 3.5}
+        if family == "hidream":  # the Llama hidden states of its two tiny blocks
+            out["conditioning_llama3"] = torch.randn(1, 2, 5, 32, generator=g)
+        return out
+    return tuple([[torch.randn(1, tokens, dim, generator=g), extra()]] for _ in range(2))
 
 
 def _call(mp, pos, neg, frames, size, steps=2, cfg=2.0):
@@ -64,7 +73,9 @@ def run(device: str = "cpu", full: bool = False, repeats: int = 9):
     frames = models.OVERRIDE.get("frames", 8)
     size = models.OVERRIDE.get("size", 512 if full else 64)
     out = {}
-    for family in ("flux", "sd3"):
+    # full: the Flux-dev and SD3.5 configurations; tiny: also Z-Image (image tokens last, padded) and HiDream
+    # (image tokens first), the other two token layouts
+    for family in ("flux", "sd3") if full else tuple(TINY_CONDS):
         mp = _model(family, full, device)
         pos, neg = _conds(family, mp, full)
         cross = CrossFrameAttentionPatch.execute(model=mp, anchor="first", start_percent=0.0, end_percent=1.0)

@@ -67,12 +67,19 @@ def test_zero_strength_makes_the_long_branch_independent_of_the_key_frames(zs, s
     assert not torch.equal(cascade(zs, on)[0], cascade(zs, on, video=video)[0])
 
 
-def test_correction_pulls_the_long_branch_key_frames_towards_the_base(zs, svd):
-    def gap(model):
-        out, guider, _ = cascade(zs, model, steps=4)
-        return float((out[::2] - guider.last_stages[0]).abs().mean())
-    direct, corrected = gap(svd), gap(hsc(zs, svd, strength=1.0, schedule="constant"))
-    assert corrected < 0.9 * direct, (corrected, direct)
+def test_correction_changes_the_long_branch_of_a_real_run_reproducibly(zs, svd):
+    """At full strength the correction changes the long branch (against the direct cascade) and gives the same
+    frames twice. How far it pulls the key frames towards the base is not asserted here: on random weights the
+    final frames show no systematic pull (gap ratios 0.8-1.1 across seeds and thread counts, measured
+    2026-12-02: an earlier `< 0.9 ×` check passed by chance at 1, 2 and 4 threads and failed at 3). What the
+    correction computes is checked per layer against the paper's formula
+    (test_correction_layer_equals_the_reference_formula) and per step in a real run
+    (test_correction_weight_per_step_of_a_real_run)."""
+    direct = cascade(zs, svd, steps=2)[0]
+    corrected = hsc(zs, svd, strength=1.0, schedule="constant")
+    a, b = cascade(zs, corrected, steps=2)[0], cascade(zs, corrected, steps=2)[0]
+    assert torch.isfinite(a).all() and torch.equal(a, b)
+    assert float((a - direct).abs().max()) > 1e-3 * float(direct.abs().max())
 
 
 def test_input_video_mode_makes_the_base_follow_the_clip(zs, svd):
