@@ -25,15 +25,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from scripts import tiny_models as tiny
 from scripts.comfy_server import ComfyClient, ComfyError, default_server
 from scripts.workflow import WorkflowError, apply_sets, is_ui, load, ui_to_api
 
 # loader class -> (input name, tiny model of that family)
 LOADERS = {
-    "CheckpointLoaderSimple": ("ckpt_name", "zerovideo_tiny_sd15.safetensors"),
-    "ImageOnlyCheckpointLoader": ("ckpt_name", "zerovideo_tiny_svd.safetensors"),
-    "ControlNetLoader": ("control_net_name", "zerovideo_tiny_controlnet_sd15.safetensors"),
-    "ZeroVideo.ExVideoTemporalExtend": ("extension", "zerovideo_tiny_exvideo_128f.safetensors"),
+    "CheckpointLoaderSimple": ("ckpt_name", tiny.SD15_NAME),
+    "ImageOnlyCheckpointLoader": ("ckpt_name", tiny.SVD_NAME),
+    "ControlNetLoader": ("control_net_name", tiny.CONTROLNET_NAME),
+    "ZeroVideo.ExVideoTemporalExtend": ("extension", tiny.EXVIDEO_NAME),
 }
 # checkpoint names that ask for the tiny InstructPix2Pix model instead of the plain SD1.5 one
 IP2P_HINTS = ("pix2pix", "ip2p")
@@ -54,21 +55,22 @@ def tiny_file(class_type: str, name, inputs: dict) -> str | None:
     """The tiny stand-in for a model file a loader names, or None when there is none."""
     low = str(name).lower()
     if class_type in LOADERS:
-        return "zerovideo_tiny_ip2p_sd15.safetensors" if any(h in low for h in IP2P_HINTS) else LOADERS[class_type][1]
+        return tiny.IP2P_NAME if any(h in low for h in IP2P_HINTS) else LOADERS[class_type][1]
     if class_type == "UNETLoader":
-        return ("zerovideo_tiny_flux.safetensors" if "flux" in low else
-                "zerovideo_tiny_sd35_mmdit.safetensors" if "sd3" in low else
-                "zerovideo_tiny_z_image.safetensors" if "z_image" in low else None)
+        return (tiny.FLUX_NAME if "flux" in low else tiny.SD35_NAME if "sd3" in low else
+                tiny.ZIMAGE_NAME if "z_image" in low else None)
     if class_type == "VAELoader":
-        return "zerovideo_tiny_vae16.safetensors"
+        return tiny.VAE16_NAME
     if class_type == "CLIPLoader":
-        return "zerovideo_tiny_qwen3_4b.safetensors" if "qwen_3_4b" in low else None
+        return tiny.QWEN3_NAME if "qwen_3_4b" in low else None
     kind = "sd3" if class_type == "TripleCLIPLoader" or inputs.get("type") == "sd3" else \
         "flux" if inputs.get("type") == "flux" else None
     if kind is None:
         return None
     part = "t5xxl" if "t5" in low else "clip_g" if "clip_g" in low else "clip_l"
-    return f"zerovideo_tiny_{kind}_{part}.safetensors"
+    return tiny.TE_NAMES.get((kind, part))
+
+
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
