@@ -26,6 +26,8 @@ blocks over [image, text], single-stream blocks over [image, text, Llama layer].
 """
 from __future__ import annotations
 
+import functools
+
 import comfy.patcher_extension
 import torch
 
@@ -40,6 +42,7 @@ SUPPORTED = ("Flux (dev, schnell and their fine-tunes), Flux 2, Chroma, SD3/SD3.
              "Z-Image and HiDream")
 
 
+@functools.cache
 def _families() -> dict:
     """diffusion-model class -> family, for the DiTs whose token layouts are known (the exact classes: subclasses
     such as video or edit variants may lay them out otherwise)."""
@@ -64,13 +67,13 @@ def family(model) -> str | None:
     return _families().get(type(model.get_model_object("diffusion_model")))
 
 
-def _token_counts(model, x: torch.Tensor, context, kwargs: dict) -> tuple[int, int]:
-    """(leading non-image tokens, image tokens of the latent) for one model call."""
+def _token_counts(model, fam: str, x: torch.Tensor, context, kwargs: dict) -> tuple[int, int]:
+    """(leading non-image tokens, image tokens of the latent) for one model call of a `fam` model."""
     dm = model.diffusion_model
     p = dm.patch_size
     width = x.shape[-1]
     cond = kwargs.get("image_cond")  # HiDream E1: the edited image joins the latent along its width
-    if cond is not None and type(dm) is _hidream_class():
+    if cond is not None and fam == "hidream":
         width += cond.shape[-1]
     image = ((x.shape[-2] + p - 1) // p) * ((width + p - 1) // p)
     pad = getattr(dm, "pad_tokens_multiple", None)  # Z-Image pads the image tokens to a multiple
@@ -82,11 +85,6 @@ def _token_counts(model, x: torch.Tensor, context, kwargs: dict) -> tuple[int, i
     if registers is not None:
         text += int(registers.shape[1])
     return text, image
-
-
-def _hidream_class():
-    import comfy.ldm.hidream.model as hidream
-    return hidream.HiDreamImageTransformer2DModel
 
 
 def _lumina_refusal(dm, kwargs: dict) -> None:
@@ -105,8 +103,8 @@ def _apply_model(executor, *args, **kwargs):
     context = _patching.argument(executor, args, kwargs, "c_crossattn", None)
     opts = _patching.argument(executor, args, kwargs, "transformer_options", None) or {}
     model = executor.class_obj
-    text, image = _token_counts(model, x, context, kwargs)
     fam = _families().get(type(model.diffusion_model))
+    text, image = _token_counts(model, fam, x, context, kwargs)
     skip = 0
     if fam == "lumina2":
         _lumina_refusal(model.diffusion_model, kwargs)
