@@ -522,19 +522,11 @@ def _save_with_config(sd: dict, path: Path, config: dict, what: str) -> None:
                                 metadata={"zerovideo": what, TINY_CONFIG_KEY: json.dumps(config)})
 
 
-def build_flux_diffusion_model(path: Path, seed: int = 0) -> None:
-    """Tiny Flux for UNETLoader; its unet config rides in the metadata (ComfyUI's detection would say 24 heads)."""
-    import_comfy()
-    dm = tiny_flux(seed).model.diffusion_model
-    _save_with_config(dm.state_dict(), path, {"unet_config": FLUX_TINY_DIT}, "tiny random Flux")
-
-
-def build_zimage_diffusion_model(path: Path, seed: int = 0) -> None:
-    """Tiny Z-Image for UNETLoader; its unet config rides in the metadata (ComfyUI's detection fixes Z-Image's
-    3840-wide sizes)."""
-    import_comfy()
-    dm = tiny_image_dit("z_image", seed).model.diffusion_model
-    _save_with_config(dm.state_dict(), path, {"unet_config": Z_IMAGE_TINY_DIT}, "tiny random Z-Image")
+def build_configured_diffusion_model(family: str, config: dict, what: str, path: Path, seed: int = 0) -> None:
+    """A tiny DiT for UNETLoader whose unet config rides in the metadata, for families whose sizes ComfyUI's
+    detection fixes (Flux: 24 heads of 128; Z-Image: 3840 wide)."""
+    dm = tiny_image_dit(family, seed).model.diffusion_model
+    _save_with_config(dm.state_dict(), path, {"unet_config": config}, what)
 
 
 def build_qwen3_text_encoder(path: Path, seed: int = 0) -> None:
@@ -614,9 +606,12 @@ TE_NAMES = {("flux", "clip_l"): "zerovideo_tiny_flux_clip_l.safetensors",
 BUILDERS = {SD15_NAME: build_sd15_checkpoint, SVD_NAME: build_svd_checkpoint,
             CONTROLNET_NAME: build_controlnet_checkpoint, IP2P_NAME: build_ip2p_checkpoint,
             EXVIDEO_NAME: build_exvideo_extension, SD3_NAME: build_sd3_diffusion_model,
-            WAN_NAME: build_wan_diffusion_model, FLUX_NAME: build_flux_diffusion_model,
+            WAN_NAME: build_wan_diffusion_model,
+            FLUX_NAME: functools.partial(build_configured_diffusion_model, "flux", FLUX_TINY_DIT, "tiny random Flux"),
             SD35_NAME: build_sd35_diffusion_model, VAE16_NAME: build_vae16,
-            ZIMAGE_NAME: build_zimage_diffusion_model, QWEN3_NAME: build_qwen3_text_encoder,
+            ZIMAGE_NAME: functools.partial(build_configured_diffusion_model, "z_image", Z_IMAGE_TINY_DIT,
+                                           "tiny random Z-Image"),
+            QWEN3_NAME: build_qwen3_text_encoder,
             **{name: functools.partial(build_text_encoder, kind, part) for (kind, part), name in TE_NAMES.items()}}
 FOLDERS = {SD15_NAME: "checkpoints", SVD_NAME: "checkpoints", CONTROLNET_NAME: "controlnet", IP2P_NAME: "checkpoints",
            EXVIDEO_NAME: "exvideo", SD3_NAME: "diffusion_models", WAN_NAME: "diffusion_models",
