@@ -632,6 +632,15 @@ DIT_NOTE = (
     "batch size = frame count. Video DiTs and other models are refused by name.")
 
 
+def _dit_t2vz(g: Graph, first: int, model: tuple, conditioning: tuple, vae: tuple, steps: int) -> None:
+    """Nodes first..: Cross-Frame Attention on a DiT, a CFG-1 BasicGuider, Text2Video-Zero sampling (euler,
+    simple) of an 8-frame SD3-style latent, decode and save; the DiT note."""
+    g.add(first, "ZeroVideo.CrossFrameAttentionPatch", model=model, anchor="first")
+    g.add(first + 1, "BasicGuider", model=(first, 0), conditioning=conditioning)
+    _t2vz_sampling(g, first + 2, (first + 1, 0), model, vae, "euler", "simple", steps, "EmptySD3LatentImage")
+    g.note(DIT_NOTE)
+
+
 def flux_t2vz_text_to_video() -> Graph:
     g = Graph("flux_t2vz_text_to_video",
               "# Text2Video-Zero on Flux: text to video\nFlux-dev (guidance 3.5, CFG 1, euler 20 steps, 8 frames at "
@@ -642,10 +651,7 @@ def flux_t2vz_text_to_video() -> Graph:
     g.add(3, "VAELoader", vae_name=FLUX_VAE)
     g.add(4, "CLIPTextEncode", title="Prompt", clip=(2, 0), text=PROMPT)
     g.add(5, "FluxGuidance", conditioning=(4, 0), guidance=3.5)
-    g.add(6, "ZeroVideo.CrossFrameAttentionPatch", model=(1, 0), anchor="first")
-    g.add(7, "BasicGuider", model=(6, 0), conditioning=(5, 0))
-    _t2vz_sampling(g, 8, (7, 0), (1, 0), (3, 0), "euler", "simple", 20, "EmptySD3LatentImage")
-    g.note(DIT_NOTE)
+    _dit_t2vz(g, 6, model=(1, 0), conditioning=(5, 0), vae=(3, 0), steps=20)
     return g
 
 
@@ -660,10 +666,7 @@ def zimage_t2vz_text_to_video() -> Graph:
     g.add(3, "VAELoader", vae_name=FLUX_VAE)
     g.add(4, "CLIPTextEncode", title="Prompt", clip=(2, 0), text=PROMPT)
     g.add(5, "ModelSamplingAuraFlow", model=(1, 0), shift=3.0)
-    g.add(6, "ZeroVideo.CrossFrameAttentionPatch", model=(5, 0), anchor="first")
-    g.add(7, "BasicGuider", model=(6, 0), conditioning=(4, 0))
-    _t2vz_sampling(g, 8, (7, 0), (5, 0), (3, 0), "euler", "simple", 9, "EmptySD3LatentImage")
-    g.note(DIT_NOTE)
+    _dit_t2vz(g, 6, model=(5, 0), conditioning=(4, 0), vae=(3, 0), steps=9)
     return g
 
 
