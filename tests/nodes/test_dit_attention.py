@@ -113,10 +113,11 @@ def test_identities_mu_one_mu_zero_and_patch_off(dit):
     assert float((cf[1:] - base[1:]).abs().max()) > 1e-5 * float(base.abs().max())  # (float noise: ~1e-7)
 
 
-def recorder(log: list):
-    """Another pack's attention override: records q, k, v, the output and the call's layout, changes nothing."""
+def recorder(log: list, inner=None):
+    """Another pack's attention override: records q, k, v, the output and the call's layout, changes nothing
+    (hands the call to `inner`, an override it wraps, if given)."""
     def record(func, *args, **kwargs):
-        out = func(*args, **kwargs)
+        out = inner(func, *args, **kwargs) if inner is not None else func(*args, **kwargs)
         opts = kwargs.get("transformer_options") or {}
         log.append({"q": args[0], "k": args[1], "v": args[2], "out": out,
                     "heads_first": bool(kwargs.get("skip_reshape")),
@@ -230,16 +231,7 @@ def outside_recorder(m, log: list):
     changes anything, and the output after it."""
     r = m.clone()
     opts = r.model_options["transformer_options"] = dict(r.model_options["transformer_options"])
-    ours = opts["optimized_attention_override"]
-
-    def record(func, *args, **kwargs):
-        out = ours(func, *args, **kwargs)
-        log.append({"q": args[0], "k": args[1], "v": args[2], "out": out,
-                    "heads_first": bool(kwargs.get("skip_reshape")),
-                    "heads": kwargs.get("heads", args[3] if len(args) > 3 else None),
-                    "chunks": list((kwargs.get("transformer_options") or {}).get("cond_or_uncond") or [0])})
-        return out
-    opts["optimized_attention_override"] = record
+    opts["optimized_attention_override"] = recorder(log, inner=opts["optimized_attention_override"])
     return r
 
 
