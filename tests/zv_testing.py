@@ -1,6 +1,7 @@
 """Helpers shared by the node tests: conditioning and sampling on the tiny in-process models."""
 from __future__ import annotations
 
+import contextlib
 import re
 
 import torch
@@ -104,6 +105,20 @@ def record_chunks(mp, seen: list):
         return n, c, v
     mp.set_model_attn1_patch(rec)
     return mp
+
+
+@contextlib.contextmanager
+def progress_calls():
+    """The (value, total) of every ComfyUI progress-bar update inside the block (what the server's hook sees);
+    the hook that was set before is put back afterwards."""
+    import comfy.utils
+    calls: list[tuple] = []
+    previous = comfy.utils.PROGRESS_BAR_HOOK
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: calls.append((value, total)))
+    try:
+        yield calls
+    finally:
+        comfy.utils.set_progress_bar_global_hook(previous)
 
 
 def with_context_windows(model, length=4, overlap=2):

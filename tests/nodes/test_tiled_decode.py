@@ -2,7 +2,7 @@
 TAESD (frame by frame), against core VAE Decode and a cross-fade of per-window decodes written out by hand."""
 import pytest
 import torch
-from zv_testing import exactly
+from zv_testing import exactly, progress_calls
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +68,8 @@ def test_svd_windows_are_cross_faded_as_written_by_hand(svd_vae):
 
 
 def test_the_progress_bar_moves_one_step_per_window(svd_vae):
-    import comfy.utils
-    calls = []
-    previous = comfy.utils.PROGRESS_BAR_HOOK
-    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: calls.append((value, total)))
-    try:
+    with progress_calls() as calls:
         tiled(svd_vae, latent(10, seed=2), 4, 2)  # windows (0, 4), (2, 6), (4, 8), (6, 10)
-    finally:
-        comfy.utils.set_progress_bar_global_hook(previous)
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 

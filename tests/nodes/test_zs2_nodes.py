@@ -3,7 +3,8 @@ import re
 
 import pytest
 import torch
-from zv_testing import assert_close_scaled, cross_frame, gen, momentum, recording_ancestral, sample, sd15_conds
+from zv_testing import (assert_close_scaled, cross_frame, gen, momentum, progress_calls, recording_ancestral, sample,
+                        sd15_conds)
 
 
 @pytest.fixture(scope="module")
@@ -223,18 +224,12 @@ def test_dependency_noise_model_samples_a_qwen_image_latent(zs2):
 def test_search_mode_is_seeded_and_reports_its_progress_per_frame(zs2):
     """Search mode draws candidates with the node's seed (the same noise twice, another seed another noise) and
     moves ComfyUI's progress bar once per searched frame (the server's hook also stops it on an interrupt)."""
-    import comfy.utils
-    calls = []
-    previous = comfy.utils.PROGRESS_BAR_HOOK
-    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: calls.append((value, total)))
-    try:
+    with progress_calls() as calls:
         latent = {"samples": torch.zeros(6, 4, 8, 8)}
         a = noise_node(zs2, seed=3, lam=0.05, mode="search", videos=2).args[0].generate_noise(latent)
         assert calls == [(v * 2 + i, 4) for v in range(2) for i in range(1, 3)]  # 2 videos × 2 searched frames
         b = noise_node(zs2, seed=3, lam=0.05, mode="search", videos=2).args[0].generate_noise(latent)
         c = noise_node(zs2, seed=4, lam=0.05, mode="search", videos=2).args[0].generate_noise(latent)
-    finally:
-        comfy.utils.set_progress_bar_global_hook(previous)
     assert torch.equal(a, b) and not torch.equal(a, c)
     # the candidates come from the node's own seeded generator, not from torch's global state (which ComfyUI's
     # prepare_noise happens to seed just before: whatever else draws from it in between must not matter)
