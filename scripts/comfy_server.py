@@ -110,6 +110,17 @@ class ComfyClient:
     def free(self):
         return self.request("/free", {"unload_models": True, "free_memory": True})
 
+    def forget_cache(self):
+        """Make the next prompt execute every node. ComfyUI skips a node whose inputs (up its whole branch) match
+        a node of the previous prompt, and a skipped node that is not an output node then reports no UI output
+        (ZeroSmooth ×2's corrected branch is the same graph inside zerosmooth_direct_vs_corrected). /free alone
+        is acted on between prompts, at a moment the worker picks: it is asked for here, then a two-node prompt
+        sharing nothing with a workflow runs; ComfyUI's default cache keeps only the nodes of the prompt it last
+        ran, and a /free still pending is acted on right after that prompt, before the next one starts."""
+        self.free()
+        self.run({"1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+                  "2": {"class_type": "ZeroVideo.LatentVideoInfo", "inputs": {"latent": ["1", 0]}}})
+
     def queue(self, prompt: dict, extra_data: dict | None = None) -> tuple[int, dict]:
         """POST /prompt; returns (HTTP status, body) without raising."""
         payload = {"prompt": prompt, "client_id": self.client_id}

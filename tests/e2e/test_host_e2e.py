@@ -76,6 +76,7 @@ def test_shipped_workflow_runs_over_http(name, client, object_info, host_facts, 
     if graph.min_comfyui and release(version) < release(graph.min_comfyui):
         pytest.skip(f"{name} needs ComfyUI {graph.min_comfyui} or newer; this host is {version}")
     prompt = tiny_prompt(object_info, name, TINY_SETS[name])
+    client.forget_cache()  # every node runs and reports, whichever workflow ran just before (random order)
     outputs = client.run(prompt)["outputs"]
     infos = [outputs[k]["text"][0] for k, n in prompt.items() if n["class_type"] == "ZeroVideo.LatentVideoInfo"]
     for text in infos:
@@ -106,6 +107,20 @@ def test_shipped_workflow_runs_over_http(name, client, object_info, host_facts, 
     host_facts.append(f"workflow {name} executed over HTTP: {EXPECTED_FRAMES[name]} frames"
                       f"{' (' + infos[0] + ')' if infos else ''}, saved as an h264 MP4 at {graph.tiny_fps:g} fps"
                       f"{' with the clip audio' if graph.audio else ''}")
+
+
+def test_forget_cache_makes_every_node_of_the_next_prompt_run(client, object_info):
+    """ZeroSmooth ×2 is the corrected branch of direct_vs_corrected, node for node: run right after it, ComfyUI
+    reuses that branch's outputs and the branch's tiled decode (node 15) reports nothing (a CI failure in random
+    order). forget_cache, which the workflow test calls first, makes it run."""
+    x2 = tiny_prompt(object_info, "zerosmooth_svd_x2", TINY_SETS["zerosmooth_svd_x2"])
+    both = tiny_prompt(object_info, "zerosmooth_direct_vs_corrected", TINY_SETS["zerosmooth_direct_vs_corrected"])
+    assert both["15"]["class_type"] == "ZeroVideo.TemporalTiledVAEDecode"
+    client.run(x2)
+    assert "15" not in client.run(both)["outputs"]
+    client.run(x2)
+    client.forget_cache()
+    assert client.run(both)["outputs"]["15"]["text"] == ["4 frames in 1 window(s) of 4"]
 
 
 def test_cli_runs_a_ui_workflow_against_the_server(server, tmp_path):

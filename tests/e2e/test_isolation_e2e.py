@@ -5,8 +5,8 @@ from scripts.comfy_server import default_server
 
 
 def saved(client, prompt):
-    """(file name, bytes) of the first image a prompt saves; runs it for real (the cache is freed first)."""
-    client.free()
+    """(file name, bytes) of the first image a prompt saves; runs it for real (nothing cached from before)."""
+    client.forget_cache()
     hist = client.run(prompt)
     images = next(o["images"] for o in hist["outputs"].values() if "images" in o)
     return images[0]["filename"], client.view(images[0])
