@@ -98,7 +98,11 @@ def _with_cross_frame_patches(cn, wrapped):
     blocks = [(name, m) for name, m in cn.control_model.named_modules()
               if isinstance(m, att.BasicTransformerBlock) and not m.disable_self_attn]
     if not blocks:
-        raise ValueError("Cross-Frame Attention: this ControlNet has no self-attention blocks to patch.")
+        raise ValueError(f"Cross-Frame Attention: control_net is a {type(cn.control_model).__name__}, which has no "
+                         f"U-Net self-attention to make cross-frame (this input takes SD1.x, SD2.x and SDXL "
+                         f"ControlNets). For a DiT's ControlNet leave control_net unconnected and apply the "
+                         f"ControlNet as usual: the model's own attention is cross-frame, and the Text2Video-Zero "
+                         f"Sampler gives every frame its own hint.")
     for name, block in blocks:
         wrapped.add_object_patch(f"{name}.attn1.forward",
                                  functools.partial(_cross_frame_attn1_forward, block.attn1, cn.zv_state))
@@ -196,7 +200,9 @@ class CrossFrameAttentionPatch(io.ComfyNode):
                 attention_videos_input(),
                 io.ControlNet.Input("control_net", optional=True,
                                     tooltip="Optional ControlNet to give cross-frame attention too, as in the paper's "
-                                            "ControlNet video mode. Use the control_net output in Apply ControlNet."),
+                                            "ControlNet video mode (SD1.x, SD2.x and SDXL ControlNets; a DiT's "
+                                            "ControlNet is applied as usual, unconnected here). Use the control_net "
+                                            "output in Apply ControlNet."),
             ],
             outputs=[io.Model.Output(tooltip="The model with cross-frame attention (a patched copy; the input "
                                              "model is not changed)."),

@@ -305,6 +305,19 @@ def tiny_controlnet(seed: int = 0, **overrides):
                                        load_device=mm.get_torch_device())
 
 
+def tiny_flux_controlnet(seed: int = 0):
+    """A Flux ControlNet for the tiny Flux, as ComfyUI's loader builds an XLabs-style one (ControlNetFlux with an
+    image hint, the conditioning's pooled vector and guidance passed on)."""
+    mm = import_comfy()
+    import comfy.controlnet
+    import comfy.ldm.flux.controlnet
+    import comfy.ops
+    cfg = {k: v for k, v in FLUX_TINY_DIT.items() if k != "image_model"}
+    net = comfy.ldm.flux.controlnet.ControlNetFlux(operations=comfy.ops.disable_weight_init, **cfg)
+    init_weights(net, seed)
+    return comfy.controlnet.ControlNet(net, load_device=mm.get_torch_device(), extra_conds=["y", "guidance"])
+
+
 def build_controlnet_checkpoint(path: Path, seed: int = 0) -> None:
     import comfy.utils
     net = controlnet_module(SD15_CHECKPOINT_UNET, seed)

@@ -68,3 +68,16 @@ def test_unpatched_controlnet_still_runs_plain_after_the_patched_one(node, sd15,
 def test_non_controlnet_objects_are_refused(node, sd15):
     with pytest.raises(ValueError, match="must be a standard ControlNet"):
         node.execute(model=sd15, anchor="first", start_percent=0.0, end_percent=1.0, control_net=object())
+
+
+def test_a_dit_controlnet_is_refused_by_name_with_what_to_do(node, comfy):
+    """A Flux ControlNet has joint DiT blocks, no U-Net self-attention: the ControlNet video mode cannot take it."""
+    from scripts import tiny_models
+    from zv_testing import exactly
+    flux, cn = tiny_models.tiny_flux(seed=2), tiny_models.tiny_flux_controlnet(seed=7)
+    with pytest.raises(ValueError, match=exactly(
+            "Cross-Frame Attention: control_net is a ControlNetFlux, which has no U-Net self-attention to make "
+            "cross-frame (this input takes SD1.x, SD2.x and SDXL ControlNets). For a DiT's ControlNet leave "
+            "control_net unconnected and apply the ControlNet as usual: the model's own attention is cross-frame, "
+            "and the Text2Video-Zero Sampler gives every frame its own hint.")):
+        node.execute(model=flux, anchor="first", start_percent=0.0, end_percent=1.0, control_net=cn)

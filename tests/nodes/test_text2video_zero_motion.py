@@ -268,14 +268,26 @@ def test_graph_form_refuses_a_video_latent_as_frame_zero(t2vz, sd15):
                                       steps=50, scheduler="ddim_uniform", seed=1)
 
 
-def test_per_frame_controlnet_hints_reach_the_joint_pass(t2vz, sd15):
+def flux_conds(seed: int = 1):
+    """Conditioning for the tiny Flux: 7 prompt tokens, a pooled vector and the guidance Flux-dev reads."""
+    return [[torch.randn(1, 7, 32, generator=gen(seed)),
+             {"pooled_output": torch.randn(1, 32, generator=gen(seed + 5)), "guidance": 3.5}]]
+
+
+@pytest.mark.parametrize("family", ["sd15", "flux"])
+def test_per_frame_controlnet_hints_reach_the_joint_pass(t2vz, sd15, family):
     """ComfyUI prepares a ControlNet's hint for the batch of the first call and keeps it: after the frame-0-only
-    passes every frame of the joint pass would be controlled by frame 0's hint. Each frame must get its own."""
+    passes every frame of the joint pass would be controlled by frame 0's hint. Each frame must get its own, with
+    a U-Net's ControlNet and with a DiT's (an XLabs-style Flux ControlNet on the cross-frame Flux)."""
     from scripts import tiny_models
     frames = 3
-    cn = tiny_models.tiny_controlnet(seed=7)
-    pos, neg = sd15_conds(sd15)
-    noise = torch.randn(frames, 4, 8, 8, generator=gen(12))
+    if family == "flux":
+        model, cn = tiny_models.tiny_flux(seed=2), tiny_models.tiny_flux_controlnet(seed=7)
+        pos, neg, channels = flux_conds(1), flux_conds(2), 16
+    else:
+        model, cn = sd15, tiny_models.tiny_controlnet(seed=7)
+        (pos, neg), channels = sd15_conds(sd15), 4
+    noise = torch.randn(frames, channels, 8, 8, generator=gen(12))
     levels = torch.arange(frames, dtype=torch.float32) / frames
     per_frame = levels.view(frames, 1, 1, 1).expand(frames, 3, 64, 64).contiguous()
     seen = []
@@ -292,15 +304,16 @@ def test_per_frame_controlnet_hints_reach_the_joint_pass(t2vz, sd15):
         return [[c[0], dict(c[1], control=applied)] for c in conds]
 
     def video(hint):
-        return sample_custom(cross_frame(sd15), t2vz_sampler(t2vz, motion_x=0.0, motion_y=0.0), noise,
-                             controlled(pos, hint), controlled(neg, hint), steps=6)
+        return sample_custom(cross_frame(model), t2vz_sampler(t2vz, motion_x=0.0, motion_y=0.0), noise,
+                             controlled(pos, hint), controlled(neg, hint), steps=6,
+                             scheduler="simple" if family == "flux" else "ddim_uniform")
     own = video(per_frame)
     joint = [hints for n, hints in seen if n == frames]
     assert joint and all(h == pytest.approx(levels.tolist() * (len(h) // frames)) for h in joint)
     assert all(h == pytest.approx([0.0] * len(h)) for n, h in seen if n == 1)  # frame 0 alone: frame 0's hint
     first_only = video(per_frame[:1].expand(frames, -1, -1, -1))
     assert_close_scaled(own[:1], first_only[:1])
-    assert not torch.equal(own[1:], first_only[1:])  # (the tiny ControlNet's residuals are small, but they arrive)
+    assert not torch.equal(own[1:], first_only[1:])  # (the tiny ControlNets' residuals are small, but they arrive)
 
 
 def test_an_ancestral_base_sampler_never_draws_the_same_noise_twice_for_frame_zero(t2vz, sd15):
