@@ -285,12 +285,13 @@ def tiny_svd(seed: int = 0, **overrides):
     return patcher(svd_model(dict(SVD_TINY_UNET, **overrides), seed))
 
 
-def controlnet_module(unet_config: dict = SD15_TINY_UNET, seed: int = 0):
-    """A cldm ControlNet matching an SD1.5-layout U-Net config (hint: 3-channel images)."""
+def controlnet_module(unet_config: dict = SD15_TINY_UNET, seed: int = 0, family: str = "SD15"):
+    """A cldm ControlNet matching a U-Net config of `family` ("SD15" or "SDXL", ComfyUI's supported-model class;
+    hint: 3-channel images)."""
     import_comfy()
     import comfy.cldm.cldm
     import comfy.supported_models
-    cfg = comfy.supported_models.SD15(dict(unet_config)).unet_config
+    cfg = getattr(comfy.supported_models, family)(dict(unet_config)).unet_config
     cfg = {k: v for k, v in cfg.items() if k not in ("out_channels", "dtype")}
     net = comfy.cldm.cldm.ControlNet(hint_channels=3, **cfg)
     init_weights(net, seed)
@@ -303,6 +304,14 @@ def tiny_controlnet(seed: int = 0, **overrides):
     import comfy.controlnet
     return comfy.controlnet.ControlNet(controlnet_module(dict(SD15_TINY_UNET, **overrides), seed),
                                        load_device=mm.get_torch_device())
+
+
+def tiny_sdxl_controlnet(seed: int = 0):
+    """A ComfyUI ControlNet object for the tiny SDXL (its layout, the pooled/size vector `y` passed on)."""
+    mm = import_comfy()
+    import comfy.controlnet
+    net = controlnet_module(SDXL_TINY_UNET, seed, "SDXL")
+    return comfy.controlnet.ControlNet(net, load_device=mm.get_torch_device())
 
 
 def tiny_flux_controlnet(seed: int = 0):

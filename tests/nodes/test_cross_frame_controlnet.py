@@ -28,8 +28,8 @@ def controlled(conds, cn, frames):
     return [[c[0], dict(c[1], control=applied)] for c in conds]
 
 
-def run(model, cn, frames, split=False):
-    pos, neg = sd15_conds(model)
+def run(model, cn, frames, split=False, conds=sd15_conds):
+    pos, neg = conds(model)
     if split:
         model = force_split_cond_uncond(model.clone())
     noise = torch.randn(frames, 4, 8, 8, generator=gen(12))
@@ -56,6 +56,21 @@ def test_frame_zero_is_unchanged_and_other_frames_follow_the_anchor(node, sd15, 
     assert (both[1:] - unet_only[1:]).abs().max() > 1e-3  # the ControlNet's attention did change
     single = run(model_only, controlnet, 1, split)  # frame 0 attends only to itself in both nets
     assert_close_scaled(both[:1], single)
+
+
+def test_an_sdxl_controlnet_is_cross_frame_too(node, comfy):
+    """The same check on SDXL's layout (linear projections in the transformer, the pooled/size vector passed to
+    the ControlNet): frame 0 as alone, the other frames changed by the ControlNet's cross-frame attention."""
+    from scripts import tiny_models
+    from zv_testing import sdxl_conds
+    sdxl, controlnet = tiny_models.tiny_sdxl(seed=6), tiny_models.tiny_sdxl_controlnet(seed=7)
+    m, cn = node.execute(model=sdxl, anchor="first", start_percent=0.0, end_percent=1.0, control_net=controlnet).args
+    model_only = node.execute(model=sdxl, anchor="first", start_percent=0.0, end_percent=1.0).args[0]
+    both = run(m, cn, 3, conds=sdxl_conds)
+    unet_only = run(model_only, controlnet, 3, conds=sdxl_conds)
+    assert torch.isfinite(both).all()
+    assert (both[1:] - unet_only[1:]).abs().max() > 1e-3 * unet_only.abs().max()
+    assert_close_scaled(both[:1], run(model_only, controlnet, 1, conds=sdxl_conds))
 
 
 def test_unpatched_controlnet_still_runs_plain_after_the_patched_one(node, sd15, controlnet):
