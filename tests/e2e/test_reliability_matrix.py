@@ -16,7 +16,11 @@ from scripts.comfy_server import ComfyError
 
 T2V, ZS2, SD15, SVD = "t2vz_text_to_video", "zs2_text_to_video", "sd15_frames_baseline", "svd_img2vid_baseline"
 ZS_X2, ZS_VIDEO, EXV = "zerosmooth_svd_x2", "zerosmooth_interpolate_video", "exvideo_svd_128_frames"
+FLUX, SD35, ZIMAGE = "flux_t2vz_text_to_video", "sd35_zs2_text_to_video", "zimage_t2vz_text_to_video"  # DiTs
 QUICK = {T2V: ["EmptyLatentImage.batch_size=3"], ZS2: ["EmptyLatentImage.batch_size=3"],
+         FLUX: ["EmptySD3LatentImage.batch_size=3", "BasicScheduler.steps=2"],
+         SD35: ["EmptySD3LatentImage.batch_size=3", "BasicScheduler.steps=2"],
+         ZIMAGE: ["EmptySD3LatentImage.batch_size=3", "BasicScheduler.steps=2"],
          SD15: ["EmptyLatentImage.batch_size=2", "KSampler.steps=1"],
          ZS_X2: ["ZeroVideo.SelfCascadeInterpolate.key_frames=2", "BasicScheduler.steps=1"],
          ZS_VIDEO: ["BasicScheduler.steps=1"],
@@ -65,6 +69,18 @@ EXECUTION = [
      "Self-Cascade Interpolate: key_frames is 12, but key_frames_video has 8 frames"),
     ("input clip size differs", ZS_VIDEO, ["ImageScale.width=128"],
      "Self-Cascade Interpolate: key_frames_video is 128x64 px"),
+    ("Flux: Text2Video-Zero with one frame", FLUX, ["EmptySD3LatentImage.batch_size=1"],
+     "Text2Video-Zero Sampler: the latent has 1 frame"),
+    ("Flux: videos do not split the frames", FLUX, ["EmptySD3LatentImage.batch_size=4",
+                                                    "ZeroVideo.CrossFrameAttentionPatch.videos=3"],
+     "Cross-Frame Attention: the latent batch has 4 frames, which do not split into videos=3"),
+    ("SD3.5: dependency noise with one frame", SD35, ["EmptySD3LatentImage.batch_size=1"],
+     "Dependency Noise: needs at least 2 frames per video"),
+    ("SD3.5: videos do not split the frames", SD35, ["EmptySD3LatentImage.batch_size=4",
+                                                     "ZeroVideo.TemporalMomentumAttention.videos=3"],
+     "Temporal Momentum Attention: the latent batch has 4 frames, which do not split into videos=3"),
+    ("Z-Image: Text2Video-Zero with one frame", ZIMAGE, ["EmptySD3LatentImage.batch_size=1"],
+     "Text2Video-Zero Sampler: the latent has 1 frame"),
 ]
 
 
