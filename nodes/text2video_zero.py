@@ -54,7 +54,8 @@ class CrossFrameAttn1(_patching.FrameKVPatch):
 
 
 class _ControlNetState:
-    """What the ControlNet's wrapped attn1 modules need from the current call (set in get_control)."""
+    """What the ControlNet's wrapped attn1 modules (U-Net ControlNets) or blocks (Flux ControlNets) need from the
+    current call (set in get_control)."""
 
     def __init__(self, mode: str, sigmas: _patching.SigmaRange, videos: int = 1):
         self.mode = mode
@@ -62,6 +63,8 @@ class _ControlNetState:
         self.videos = videos
         self.chunks = None
         self.sigma = None
+        self.dit_patch = None  # a Flux ControlNet's K/V patch (CrossFrameAttn1), None for U-Net ControlNets
+        self.dit_options = None  # its transformer_options for the current call
 
 
 @_patching.module_bound
@@ -73,6 +76,31 @@ def _cross_frame_attn1_forward(attn, state: _ControlNetState, x, context=None, v
                                         "Cross-Frame Attention (ControlNet)")
         context = value = cross_frame_kv(x, groups, state.mode)
     return type(attn).forward(attn, x, context, value, *args, **kwargs)
+
+
+@_patching.module_bound
+def _cross_frame_dit_block_forward(block, state: _ControlNetState, *args, **kwargs):
+    """forward of a Flux ControlNet's double- or single-stream block. The ControlNet calls its blocks without
+    transformer_options; given this call's, the block's joint attention runs through the DiT K/V patch
+    (nodes/_dit.py): every frame's image-token keys/values from its anchor frames, text tokens per frame."""
+    if state.dit_options is not None:
+        kwargs["transformer_options"] = state.dit_options
+    return type(block).forward(block, *args, **kwargs)
+
+
+def _dit_controlnet_options(cn, x_noisy, t, cond, transformer_options) -> dict:
+    """transformer_options for the blocks of a Flux ControlNet call: the DiT K/V patch with this call's token
+    counts ([text, image] in every block, as in Flux; a Union ControlNet's control-mode token leads the text)."""
+    from . import _dit
+    context = cond.get("crossattn_controlnet", cond["c_crossattn"])
+    text = int(context.shape[1])
+    if getattr(cn.control_model, "controlnet_mode_embedder", None) is not None and cn.extra_args.get("control_type"):
+        text += 1
+    h, w = x_noisy.shape[-2:]
+    image = ((h + 1) // 2) * ((w + 1) // 2)  # 2×2 patches, odd sides padded
+    return {"cond_or_uncond": transformer_options.get("cond_or_uncond"), "sigmas": t,
+            _dit.OVERRIDE: _dit.dispatch, _dit.PATCHES_KEY: [cn.zv_state.dit_patch],
+            _dit.CALL_KEY: {"text": text, "image": image, "calls": 0, "layout": "text first", "skip": 0}}
 
 
 def cross_frame_controlnet(control_net, mode: str, sigmas: _patching.SigmaRange, videos: int = 1):
@@ -94,13 +122,22 @@ def cross_frame_controlnet(control_net, mode: str, sigmas: _patching.SigmaRange,
 def _with_cross_frame_patches(cn, wrapped):
     """`cn` with `wrapped` (a ModelPatcher of cn.control_model) as its model, object patches on each attn1.forward
     reading cn's per-call state."""
+    import comfy.ldm.flux.controlnet as flux_controlnet
     import comfy.ldm.modules.attention as att
     blocks = [(name, m) for name, m in cn.control_model.named_modules()
               if isinstance(m, att.BasicTransformerBlock) and not m.disable_self_attn]
-    if not blocks:
+    if isinstance(cn.control_model, flux_controlnet.ControlNetFlux):
+        s = cn.zv_state
+        s.dit_patch = CrossFrameAttn1(s.mode, s.sigmas, video=False, videos=s.videos,
+                                      node="Cross-Frame Attention (ControlNet)")
+        for name in ("double_blocks", "single_blocks"):
+            for i, block in enumerate(getattr(cn.control_model, name)):
+                wrapped.add_object_patch(f"{name}.{i}.forward",
+                                         functools.partial(_cross_frame_dit_block_forward, block, s))
+    elif not blocks:
         raise ValueError(f"Cross-Frame Attention: control_net is a {type(cn.control_model).__name__}, which has no "
-                         f"U-Net self-attention to make cross-frame (this input takes SD1.x, SD2.x and SDXL "
-                         f"ControlNets). For a DiT's ControlNet leave control_net unconnected and apply the "
+                         f"U-Net self-attention to make cross-frame (this input takes SD1.x, SD2.x, SDXL and Flux "
+                         f"ControlNets). For another DiT's ControlNet leave control_net unconnected and apply the "
                          f"ControlNet as usual: the model's own attention is cross-frame, and the Text2Video-Zero "
                          f"Sampler gives every frame its own hint.")
     for name, block in blocks:
@@ -143,7 +180,8 @@ def _controlnet_class():
             c.control_model = copy.deepcopy(self.control_model)
             for m in c.control_model.modules():  # patches applied to the source at copy time are not the copy's
                 patch = m.__dict__.get("forward")
-                if isinstance(patch, functools.partial) and patch.func is _cross_frame_attn1_forward:
+                if isinstance(patch, functools.partial) and patch.func in (_cross_frame_attn1_forward,
+                                                                           _cross_frame_dit_block_forward):
                     del m.forward
             c.load_device = load_device
             wrapped = comfy.model_patcher.ModelPatcher(c.control_model, load_device=load_device,
@@ -159,7 +197,12 @@ def _controlnet_class():
         def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
             self.zv_state.chunks = batched_number
             self.zv_state.sigma = float(t.reshape(-1)[0])
-            return super().get_control(x_noisy, t, cond, batched_number, transformer_options)
+            if self.zv_state.dit_patch is not None:
+                self.zv_state.dit_options = _dit_controlnet_options(self, x_noisy, t, cond, transformer_options)
+            try:
+                return super().get_control(x_noisy, t, cond, batched_number, transformer_options)
+            finally:
+                self.zv_state.dit_options = None
 
     return CrossFrameControlNet
 
@@ -200,9 +243,9 @@ class CrossFrameAttentionPatch(io.ComfyNode):
                 attention_videos_input(),
                 io.ControlNet.Input("control_net", optional=True,
                                     tooltip="Optional ControlNet to give cross-frame attention too, as in the paper's "
-                                            "ControlNet video mode (SD1.x, SD2.x and SDXL ControlNets; a DiT's "
-                                            "ControlNet is applied as usual, unconnected here). Use the control_net "
-                                            "output in Apply ControlNet."),
+                                            "ControlNet video mode (SD1.x, SD2.x, SDXL and Flux ControlNets; "
+                                            "another DiT's ControlNet is applied as usual, unconnected here). Use "
+                                            "the control_net output in Apply ControlNet."),
             ],
             outputs=[io.Model.Output(tooltip="The model with cross-frame attention (a patched copy; the input "
                                              "model is not changed)."),

@@ -314,15 +314,17 @@ def tiny_sdxl_controlnet(seed: int = 0):
     return comfy.controlnet.ControlNet(net, load_device=mm.get_torch_device())
 
 
-def tiny_flux_controlnet(seed: int = 0):
+def tiny_flux_controlnet(seed: int = 0, union_modes: int = 0):
     """A Flux ControlNet for the tiny Flux, as ComfyUI's loader builds an XLabs-style one (ControlNetFlux with an
-    image hint, the conditioning's pooled vector and guidance passed on)."""
+    image hint, the conditioning's pooled vector and guidance passed on); `union_modes` > 0: with a control-mode
+    embedding, as Union ControlNets have (the mode is set with Set Union ControlNet Type)."""
     mm = import_comfy()
     import comfy.controlnet
     import comfy.ldm.flux.controlnet
     import comfy.ops
     cfg = {k: v for k, v in FLUX_TINY_DIT.items() if k != "image_model"}
-    net = comfy.ldm.flux.controlnet.ControlNetFlux(operations=comfy.ops.disable_weight_init, **cfg)
+    net = comfy.ldm.flux.controlnet.ControlNetFlux(num_union_modes=union_modes,
+                                                   operations=comfy.ops.disable_weight_init, **cfg)
     init_weights(net, seed)
     return comfy.controlnet.ControlNet(net, load_device=mm.get_torch_device(), extra_conds=["y", "guidance"])
 

@@ -155,38 +155,58 @@ def test_hidden_state_correction_in_a_cascade(pack, unloaded):
                                                        loop=False).args[0], run)
 
 
-def controlled_run(cn, frames=4):
+def flux_conds(mp, seed: int = 1):
+    return tuple([[torch.randn(1, 7, 32, generator=gen(s)),
+                   {"pooled_output": torch.randn(1, 32, generator=gen(s + 5)), "guidance": 3.5}]]
+                 for s in (seed, seed + 1))
+
+
+def tiny(builder: str, **kw):
+    from scripts import tiny_models
+    return getattr(tiny_models, builder)(**kw)
+
+
+# family -> (model, ControlNet for it, conditioning, latent channels)
+CONTROLNETS = {"sd15": (sd15, lambda: tiny("tiny_controlnet", seed=23), sd15_conds, 4),
+               "flux": (lambda: tiny("tiny_flux", seed=2), lambda: tiny("tiny_flux_controlnet", seed=23), flux_conds,
+                        16)}
+
+
+def controlled_run(cn, frames=4, conds=sd15_conds, channels=4):
     def run(mp):
-        pos, neg = sd15_conds(mp)
+        pos, neg = conds(mp)
         hint = torch.rand(frames, 3, 64, 64, generator=gen(11))
-        conds = [[[c[0], dict(c[1], control=cn.copy().set_cond_hint(hint, 1.0, (0.0, 1.0)))] for c in x]
-                 for x in (pos, neg)]
-        return sample(mp, torch.randn(frames, 4, 8, 8, generator=gen(5)), *conds, steps=2)
+        both = [[[c[0], dict(c[1], control=cn.copy().set_cond_hint(hint, 1.0, (0.0, 1.0)))] for c in x]
+                for x in (pos, neg)]
+        return sample(mp, torch.randn(frames, channels, 8, 8, generator=gen(5)), *both, steps=2)
     return run
 
 
-def cross_frame_controlnet(cn):
+def cross_frame_controlnet(cn, model=None):
     from zerovideo.nodes.text2video_zero import CrossFrameAttentionPatch
-    return CrossFrameAttentionPatch.execute(model=sd15(), anchor="first", start_percent=0.0, end_percent=1.0,
-                                            control_net=cn).args[1]
+    return CrossFrameAttentionPatch.execute(model=model or sd15(), anchor="first", start_percent=0.0,
+                                            end_percent=1.0, control_net=cn).args[1]
 
 
-def test_cross_frame_controlnet_copy_for_another_device(pack, unloaded):
+@pytest.mark.parametrize("family", sorted(CONTROLNETS))
+def test_cross_frame_controlnet_copy_for_another_device(pack, unloaded, family):
     """MultiGPU CFG Split deep-clones each ControlNet for each device (`deepclone_multigpu`): the copy keeps its
-    cross-frame patches, on its own control model, with its own per-call state."""
+    cross-frame patches, on its own control model, with its own per-call state (a U-Net's ControlNet and a
+    Flux ControlNet)."""
     import comfy.model_management as mm
-    from scripts import tiny_models
     from zerovideo.nodes.text2video_zero import CrossFrameAttentionPatch
-    first = tiny_models.tiny_controlnet(seed=23)
-    cn = cross_frame_controlnet(first)
+    make_model, make_controlnet, conds, channels = CONTROLNETS[family]
+    first = make_controlnet()
+    cn = cross_frame_controlnet(first, make_model())
     copy_ = cn.deepclone_multigpu(torch.device("cpu"), autoregister=True)
     assert cn.multigpu_clones[torch.device("cpu")] is copy_
     assert copy_.zv_state is not cn.zv_state and copy_.control_model is not cn.control_model
     assert len(copy_.control_model_wrapped.object_patches) == len(cn.control_model_wrapped.object_patches) > 0
-    model = sd15()
+    model = make_model()
     patched = CrossFrameAttentionPatch.execute(model=model, anchor="first", start_percent=0.0,
                                                end_percent=1.0).args[0]
-    reference = controlled_run(cross_frame_controlnet(tiny_models.tiny_controlnet(seed=23)))(patched)
+    reference = controlled_run(cross_frame_controlnet(make_controlnet(), model), conds=conds,
+                               channels=channels)(patched)
     mm.unload_all_models()
     first.control_model.to("meta")  # the source's control model must not run for the copy
-    assert torch.equal(controlled_run(copy_)(patched), reference)
+    assert torch.equal(controlled_run(copy_, conds=conds, channels=channels)(patched), reference)

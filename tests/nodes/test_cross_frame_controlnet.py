@@ -28,11 +28,11 @@ def controlled(conds, cn, frames):
     return [[c[0], dict(c[1], control=applied)] for c in conds]
 
 
-def run(model, cn, frames, split=False, conds=sd15_conds):
+def run(model, cn, frames, split=False, conds=sd15_conds, channels=4):
     pos, neg = conds(model)
     if split:
         model = force_split_cond_uncond(model.clone())
-    noise = torch.randn(frames, 4, 8, 8, generator=gen(12))
+    noise = torch.randn(frames, channels, 8, 8, generator=gen(12))
     return sample(model, noise, controlled(pos, cn, frames), controlled(neg, cn, frames), steps=2)
 
 
@@ -85,14 +85,75 @@ def test_non_controlnet_objects_are_refused(node, sd15):
         node.execute(model=sd15, anchor="first", start_percent=0.0, end_percent=1.0, control_net=object())
 
 
-def test_a_dit_controlnet_is_refused_by_name_with_what_to_do(node, comfy):
-    """A Flux ControlNet has joint DiT blocks, no U-Net self-attention: the ControlNet video mode cannot take it."""
+def flux_conds(frames: int):
+    """Positive and negative conditioning for the tiny Flux: 7 prompt tokens, pooled vector, guidance; the positive
+    prompt differs per frame (frame 0's is the same for any frame count), so each frame's text tokens differ."""
+    def conds(model):
+        return tuple([[torch.randn(frames if s == 1 else 1, 7, 32, generator=gen(s)),
+                       {"pooled_output": torch.randn(1, 32, generator=gen(s + 5)), "guidance": 3.5}]] for s in (1, 2))
+    return conds
+
+
+@pytest.mark.parametrize("union", [False, True], ids=["XLabs-style", "Union (control-mode token)"])
+def test_a_flux_controlnet_is_cross_frame_too(node, comfy, monkeypatch, union):
+    """The ControlNet video mode on a Flux ControlNet (its blocks get the DiT K/V patch). Every attention call of
+    the ControlNet, seen from outside the pack's override: queries untouched, each frame's text tokens its own
+    (a Union ControlNet's control-mode token leads them; a prompt per frame, so they differ), every frame's
+    image-token keys/values frame 0's. Frame 0 comes out as alone, the other frames changed."""
+    from scripts import tiny_models
+    from zerovideo.nodes import _dit
+    flux = tiny_models.tiny_flux(seed=2)
+    controlnet = tiny_models.tiny_flux_controlnet(seed=7, union_modes=2 if union else 0)
+    if union:
+        controlnet = controlnet.copy()
+        controlnet.set_extra_arg("control_type", [1])  # what Set Union ControlNet Type does
+    text, image = 7 + union, 16  # prompt (+ mode) tokens; an 8×8 latent in 2×2 patches
+    m, cn = node.execute(model=flux, anchor="first", start_percent=0.0, end_percent=1.0, control_net=controlnet).args
+    model_only = node.execute(model=flux, anchor="first", start_percent=0.0, end_percent=1.0).args[0]
+    seen = []
+    dispatch = _dit.dispatch
+
+    def outside(func, q, k, v, *rest, **kw):
+        def attention(q2, k2, v2, *r, **kw2):
+            seen.append((q, k, v, q2, k2, v2))
+            return func(q2, k2, v2, *r, **kw2)
+        return dispatch(attention, q, k, v, *rest, **kw)
+    monkeypatch.setattr(_dit, "dispatch", outside)  # the ControlNet's calls look it up per call
+    frames = 3
+    both = run(m, cn, frames, conds=flux_conds(frames), channels=16)
+    monkeypatch.undo()
+    blocks = len(controlnet.control_model.double_blocks) + len(controlnet.control_model.single_blocks)
+    assert len(seen) == 2 * 2 * blocks  # two steps, cond and uncond (each its own ControlNet copy), every block
+    for q, k, v, q2, k2, v2 in seen:  # (frames, heads, tokens, head dim): Flux hands q/k/v over heads first
+        assert q2 is q and k.shape[:3] == (frames, 2, text + image)
+        for before, after in ((k, k2), (v, v2)):
+            assert torch.equal(after[:, :, :text], before[:, :, :text])
+            assert torch.equal(after[:, :, text:], before[:1, :, text:].expand(frames, -1, -1, -1))
+    plain = run(model_only, controlnet, frames, conds=flux_conds(frames), channels=16)
+    assert torch.isfinite(both).all()
+    assert (both[1:] - plain[1:]).abs().max() > 1e-3 * plain.abs().max()  # the ControlNet's attention changed
+    assert_close_scaled(both[:1], run(model_only, controlnet, 1, conds=flux_conds(1), channels=16))
+    # outside its sigma range (here: every step) the ControlNet computes exactly what the plain one does
+    m_off, cn_off = node.execute(model=flux, anchor="first", start_percent=1.0, end_percent=1.0,
+                                 control_net=controlnet).args
+    assert torch.equal(run(m_off, cn_off, frames, conds=flux_conds(frames), channels=16),
+                       run(m_off, controlnet, frames, conds=flux_conds(frames), channels=16))
+
+
+def test_another_dit_controlnet_is_refused_by_name_with_what_to_do(node, comfy):
+    """SD3's ControlNet (joint MMDiT blocks, not a Flux ControlNet): the ControlNet video mode cannot take it."""
+    import comfy.cldm.mmdit
+    import comfy.controlnet
+    import comfy.ops
     from scripts import tiny_models
     from zv_testing import exactly
-    flux, cn = tiny_models.tiny_flux(seed=2), tiny_models.tiny_flux_controlnet(seed=7)
+    net = comfy.cldm.mmdit.ControlNet(num_blocks=1, operations=comfy.ops.disable_weight_init,
+                                      **tiny_models.SD3_TINY_DIT)
+    sd3 = tiny_models.tiny_image_dit("sd3", seed=2)
     with pytest.raises(ValueError, match=exactly(
-            "Cross-Frame Attention: control_net is a ControlNetFlux, which has no U-Net self-attention to make "
-            "cross-frame (this input takes SD1.x, SD2.x and SDXL ControlNets). For a DiT's ControlNet leave "
-            "control_net unconnected and apply the ControlNet as usual: the model's own attention is cross-frame, "
-            "and the Text2Video-Zero Sampler gives every frame its own hint.")):
-        node.execute(model=flux, anchor="first", start_percent=0.0, end_percent=1.0, control_net=cn)
+            "Cross-Frame Attention: control_net is a ControlNet, which has no U-Net self-attention to make "
+            "cross-frame (this input takes SD1.x, SD2.x, SDXL and Flux ControlNets). For another DiT's ControlNet "
+            "leave control_net unconnected and apply the ControlNet as usual: the model's own attention is "
+            "cross-frame, and the Text2Video-Zero Sampler gives every frame its own hint.")):
+        node.execute(model=sd3, anchor="first", start_percent=0.0, end_percent=1.0,
+                     control_net=comfy.controlnet.ControlNet(net))
