@@ -140,6 +140,35 @@ def test_a_flux_controlnet_is_cross_frame_too(node, comfy, monkeypatch, union):
                        run(m_off, controlnet, frames, conds=flux_conds(frames), channels=16))
 
 
+def test_a_flux_controlnet_shared_by_cond_and_uncond_keeps_them_apart(node, comfy):
+    """Apply ControlNet gives the positive and the negative the same ControlNet copy, so ComfyUI runs it once on
+    cond and uncond together: each half anchors on its own frame 0, as with a copy per side (run apart)."""
+    from scripts import tiny_models
+    from zv_testing import sample
+    flux, controlnet = tiny_models.tiny_flux(seed=2), tiny_models.tiny_flux_controlnet(seed=7)
+    m, cn = node.execute(model=flux, anchor="first", start_percent=0.0, end_percent=1.0, control_net=controlnet).args
+    pos, neg = flux_conds(3)(m)
+    hint = torch.rand(3, 3, 64, 64, generator=gen(11))
+    noise = torch.randn(3, 16, 8, 8, generator=gen(12))
+    seen = []
+    hook = cn.control_model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["x"].shape[0]),
+                                                      with_kwargs=True)
+
+    def video(controls):
+        return sample(m, noise, *([[c[0], dict(c[1], control=control)] for c in conds]
+                                  for conds, control in zip((pos, neg), controls)), steps=2, cfg=2.0)
+    try:
+        shared = cn.copy().set_cond_hint(hint, 1.0, (0.0, 1.0))
+        together = video((shared, shared))
+        assert set(seen) == {6}  # one ControlNet call on cond and uncond
+        seen.clear()
+        apart = video([cn.copy().set_cond_hint(hint, 1.0, (0.0, 1.0)) for _ in range(2)])
+        assert set(seen) == {3}
+    finally:
+        hook.remove()
+    assert_close_scaled(together, apart)
+
+
 def test_another_dit_controlnet_is_refused_by_name_with_what_to_do(node, comfy):
     """SD3's ControlNet (joint MMDiT blocks, not a Flux ControlNet): the ControlNet video mode cannot take it."""
     import comfy.cldm.mmdit
