@@ -1,7 +1,8 @@
 """Frame-aware keys and values for self-attention over a batch of video frames.
 
 Shapes: attention inputs arrive as `(chunks·F, N, C)` — `chunks` equal groups (uncond / cond / …) of F
-frames each, N tokens per frame, C channels. Every function here keeps chunks apart: a frame only ever
+frames each, N tokens per frame, C channels (or several trailing axes, e.g. `(chunks·F, N, heads, head dim)`:
+only the frame and token axes are read). Every function here keeps chunks apart: a frame only ever
 sees frames of its own chunk.
 
 Both techniques only change what self-attention reads as keys/values; queries stay per frame:
@@ -50,7 +51,8 @@ def cross_frame_kv(x: torch.Tensor, chunks: int, mode: str = "first",
 
     x: `(chunks·F, N, C)` hidden states. Returns `(chunks·F, A·N, C)` where A is the number of anchors of
     `mode` (1 or 2): for frame f, the tokens of its anchor frames, concatenated along the token axis.
-    `first`: optional `(chunks, N, C)` states to use as the "first" anchor instead of frame 0 of `x`
+    `first`: optional `(chunks, N, C)` states (the trailing axes of `x`) to use as the "first" anchor instead of
+    frame 0 of `x`
     (the global first frame when `x` is only a window of the video).
     """
     if mode not in ANCHORS:
@@ -60,7 +62,7 @@ def cross_frame_kv(x: torch.Tensor, chunks: int, mode: str = "first",
     parts = []
     for anchor in ANCHORS[mode]:
         if anchor == "first" and first is not None:
-            parts.append(first.to(x.dtype).unsqueeze(1).expand(-1, frames, -1, -1))
+            parts.append(first.to(x.dtype).unsqueeze(1).expand(-1, frames, *first.shape[1:]))
         else:
             parts.append(xf.index_select(1, anchor_index(anchor, frames, x.device)))
     kv = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)

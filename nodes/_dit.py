@@ -116,22 +116,6 @@ def _apply_model(executor, *args, **kwargs):
     return executor(*args, **kwargs)
 
 
-def _tokens_last(t: torch.Tensor, heads_first: bool) -> torch.Tensor:
-    """(B, H, L, D) (skip_reshape), (B, L, H·D) or (B, L, H, D) (SD3 hands its values over unflattened) →
-    (B, L, H·D)."""
-    if heads_first:
-        return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], -1)
-    return t.reshape(t.shape[0], t.shape[1], -1)
-
-
-def _restore(t: torch.Tensor, like: torch.Tensor, heads_first: bool) -> torch.Tensor:
-    """(B, L', H·D) → the layout of `like`, with L' tokens."""
-    if heads_first:
-        b, h, _, d = like.shape
-        return t.reshape(b, t.shape[1], h, d).transpose(1, 2)
-    return t.reshape(like.shape[0], t.shape[1], *like.shape[2:])
-
-
 def dispatch(func, *args, **kwargs):
     """The attention override: the pack's K/V patches on the image tokens, then the attention itself."""
     opts = kwargs.get("transformer_options") or {}
@@ -170,6 +154,9 @@ def _image_span(total: int, call: dict, site: int) -> tuple[int, int] | None:
 
 
 def _frame_kv(patches, k, v, kwargs, opts, call, site):
+    """New keys/values for one attention call, in the layout the call handed them over: (B, H, L, D) with
+    skip_reshape, else (B, L, H·D) or (B, L, H, D) (SD3 hands its values over unflattened). The patches see the
+    image tokens as a (B, L_image, …) view (batch first, tokens second; no copy)."""
     heads_first = bool(kwargs.get("skip_reshape", False))
     axis = 2 if heads_first else 1
     span = _image_span(k.shape[axis], call, site)
@@ -179,8 +166,10 @@ def _frame_kv(patches, k, v, kwargs, opts, call, site):
     chunks = len(opts.get("cond_or_uncond") or [0])
     if k.shape[0] % chunks:
         return k, v
-    kk, vv = _tokens_last(k, heads_first), _tokens_last(v, heads_first)
-    img_k, img_v = kk[:, lead:stop], vv[:, lead:stop]
+
+    def tokens_second(t):
+        return t.transpose(1, 2) if heads_first else t
+    img_k, img_v = tokens_second(k)[:, lead:stop], tokens_second(v)[:, lead:stop]
     changed = False
     for patch in patches:
         if opts not in patch.sigmas:
@@ -194,9 +183,10 @@ def _frame_kv(patches, k, v, kwargs, opts, call, site):
         changed = True
     if not changed:
         return k, v
-    new_k = torch.cat((kk[:, :lead], img_k, kk[:, stop:]), dim=1)
-    new_v = torch.cat((vv[:, :lead], img_v, vv[:, stop:]), dim=1)
-    return _restore(new_k, k, heads_first), _restore(new_v, v, heads_first)
+    lo, hi = (slice(None),) * axis + (slice(None, lead),), (slice(None),) * axis + (slice(stop, None),)
+    new_k = torch.cat((k[lo], tokens_second(img_k), k[hi]), dim=axis)
+    new_v = torch.cat((v[lo], tokens_second(img_v), v[hi]), dim=axis)
+    return new_k, new_v
 
 
 def patch_model(model, patch_cls, node: str, start_percent: float, end_percent: float, videos: int = 1, **kw):
