@@ -103,3 +103,18 @@ def test_one_chunk_is_a_valid_batch():
 def test_the_default_anchor_mode_is_the_papers_first_frame():
     x = states()
     assert torch.equal(A.cross_frame_kv(x, 2), A.cross_frame_kv(x, 2, "first"))
+
+
+@pytest.mark.parametrize("mode", A.ANCHOR_MODES)
+def test_heads_as_extra_axes_give_the_flattened_result(mode):
+    """DiT attentions hand keys/values over as (B, N, heads, head dim) or a tokens-second view of (B, heads, N,
+    head dim): the kernels read only the frame and token axes, so the result is that of the flattened (B, N, C)."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2 * 4, 2, 5, 3, generator=g).transpose(1, 2)  # (chunks·F, N=5, heads=2, D=3), not contiguous
+    first = torch.randn(2, 5, 2, 3, generator=g)
+    flat = x.reshape(8, 5, 6)
+    for given in (None, first):
+        out = A.cross_frame_kv(x, 2, mode, first=given)
+        ref = A.cross_frame_kv(flat, 2, mode, first=None if given is None else given.reshape(2, 5, 6))
+        assert torch.equal(out.reshape(8, -1, 6), ref)
+    assert torch.equal(A.momentum_kv(x, 2, 0.7, 0.2).reshape(8, 5, 6), A.momentum_kv(flat, 2, 0.7, 0.2))
