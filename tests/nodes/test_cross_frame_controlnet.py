@@ -70,7 +70,9 @@ def test_an_sdxl_controlnet_is_cross_frame_too(node, comfy):
     unet_only = run(model_only, controlnet, 3, conds=sdxl_conds)
     assert torch.isfinite(both).all()
     assert (both[1:] - unet_only[1:]).abs().max() > 1e-3 * unet_only.abs().max()
-    assert_close_scaled(both[:1], run(model_only, controlnet, 1, conds=sdxl_conds))
+    # frame 0 in a batch of 3 vs alone: CPU kernels round by batch size (3.5e-6-4.6e-6 of the scale measured at
+    # 1-4 threads); the bound follows the output scale with room for other CPUs
+    assert_close_scaled(both[:1], run(model_only, controlnet, 1, conds=sdxl_conds), tol=1e-4)
 
 
 def test_unpatched_controlnet_still_runs_plain_after_the_patched_one(node, sd15, controlnet):
@@ -132,7 +134,7 @@ def test_a_flux_controlnet_is_cross_frame_too(node, comfy, monkeypatch, union):
     plain = run(model_only, controlnet, frames, conds=flux_conds(frames), channels=16)
     assert torch.isfinite(both).all()
     assert (both[1:] - plain[1:]).abs().max() > 1e-3 * plain.abs().max()  # the ControlNet's attention changed
-    assert_close_scaled(both[:1], run(model_only, controlnet, 1, conds=flux_conds(1), channels=16))
+    assert_close_scaled(both[:1], run(model_only, controlnet, 1, conds=flux_conds(1), channels=16), tol=1e-4)
     # outside its sigma range (here: every step) the ControlNet computes exactly what the plain one does
     m_off, cn_off = node.execute(model=flux, anchor="first", start_percent=1.0, end_percent=1.0,
                                  control_net=controlnet).args
@@ -166,7 +168,7 @@ def test_a_flux_controlnet_shared_by_cond_and_uncond_keeps_them_apart(node, comf
         assert set(seen) == {3}
     finally:
         hook.remove()
-    assert_close_scaled(together, apart)
+    assert_close_scaled(together, apart, tol=1e-4)  # batches of 6 vs 3: rounding only
 
 
 def test_another_dit_controlnet_is_refused_by_name_with_what_to_do(node, comfy):
