@@ -120,8 +120,8 @@ def cross_frame_controlnet(control_net, mode: str, sigmas: _patching.SigmaRange,
 
 
 def _with_cross_frame_patches(cn, wrapped):
-    """`cn` with `wrapped` (a ModelPatcher of cn.control_model) as its model, object patches on each attn1.forward
-    reading cn's per-call state."""
+    """`cn` with `wrapped` (a ModelPatcher of cn.control_model) as its model, object patches reading cn's per-call
+    state on each attn1.forward (U-Net ControlNets) or on each double/single block's forward (Flux ControlNets)."""
     import comfy.ldm.flux.controlnet as flux_controlnet
     import comfy.ldm.modules.attention as att
     blocks = [(name, m) for name, m in cn.control_model.named_modules()
