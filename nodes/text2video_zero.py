@@ -54,8 +54,8 @@ class CrossFrameAttn1(_patching.FrameKVPatch):
 
 
 class _ControlNetState:
-    """What the ControlNet's wrapped attn1 modules (U-Net ControlNets) or blocks (Flux ControlNets) need from the
-    current call (set in get_control)."""
+    """What the ControlNet's wrapped attn1 modules (U-Net ControlNets) or blocks (Flux, SD3 ControlNets) need from
+    the current call (set in get_control)."""
 
     def __init__(self, mode: str, sigmas: _patching.SigmaRange, videos: int = 1):
         self.mode = mode
@@ -63,7 +63,7 @@ class _ControlNetState:
         self.videos = videos
         self.chunks = None
         self.sigma = None
-        self.dit_patch = None  # a Flux ControlNet's K/V patch (CrossFrameAttn1), None for U-Net ControlNets
+        self.dit_patch = None  # a DiT ControlNet's K/V patch (CrossFrameAttn1), None for U-Net ControlNets
         self.dit_options = None  # its transformer_options for the current call
 
 
@@ -80,7 +80,8 @@ def _cross_frame_attn1_forward(attn, state: _ControlNetState, x, context=None, v
 
 @_patching.module_bound
 def _cross_frame_dit_block_forward(block, state: _ControlNetState, *args, **kwargs):
-    """forward of a Flux ControlNet's double- or single-stream block. The ControlNet calls its blocks without
+    """forward of a Flux ControlNet's double- or single-stream block or an SD3 ControlNet's joint block (they take
+    transformer_options and hand it to their attention). The ControlNet calls its blocks without
     transformer_options; given this call's, the block's joint attention runs through the DiT K/V patch
     (nodes/_dit.py): every frame's image-token keys/values from its anchor frames, text tokens per frame."""
     if state.dit_options is not None:
@@ -88,9 +89,24 @@ def _cross_frame_dit_block_forward(block, state: _ControlNetState, *args, **kwar
     return type(block).forward(block, *args, **kwargs)
 
 
+def _dit_controlnet_blocks(control_model) -> list[str]:
+    """Paths of the blocks of a Flux ControlNet (double and single stream) or an SD3 MMDiT ControlNet (joint
+    blocks): blocks whose joint attention over [text, image] the DiT K/V patch reaches; [] for other models."""
+    import comfy.cldm.mmdit as sd3_controlnet
+    import comfy.ldm.flux.controlnet as flux_controlnet
+    if isinstance(control_model, flux_controlnet.ControlNetFlux):
+        names = ("double_blocks", "single_blocks")
+    elif type(control_model) is sd3_controlnet.ControlNet:
+        names = ("joint_blocks",)
+    else:
+        return []
+    return [f"{name}.{i}" for name in names for i in range(len(getattr(control_model, name)))]
+
+
 def _dit_controlnet_options(cn, x_noisy, t, cond, transformer_options) -> dict:
-    """transformer_options for the blocks of a Flux ControlNet call: the DiT K/V patch with this call's token
-    counts ([text, image] in every block, as in Flux; a Union ControlNet's control-mode token leads the text)."""
+    """transformer_options for the blocks of a Flux or SD3 ControlNet call: the DiT K/V patch with this call's
+    token counts ([text, image] in every block; a Union Flux ControlNet's control-mode token leads the text; an
+    SD3.5 MMDiT-X block's second attention is over the image alone)."""
     from . import _dit
     context = cond.get("crossattn_controlnet", cond["c_crossattn"])
     text = int(context.shape[1])
@@ -121,23 +137,23 @@ def cross_frame_controlnet(control_net, mode: str, sigmas: _patching.SigmaRange,
 
 def _with_cross_frame_patches(cn, wrapped):
     """`cn` with `wrapped` (a ModelPatcher of cn.control_model) as its model, object patches reading cn's per-call
-    state on each attn1.forward (U-Net ControlNets) or on each double/single block's forward (Flux ControlNets)."""
-    import comfy.ldm.flux.controlnet as flux_controlnet
+    state on each attn1.forward (U-Net ControlNets) or on each DiT block's forward (Flux and SD3 ControlNets)."""
     import comfy.ldm.modules.attention as att
+    import comfy.utils
     blocks = [(name, m) for name, m in cn.control_model.named_modules()
               if isinstance(m, att.BasicTransformerBlock) and not m.disable_self_attn]
-    if isinstance(cn.control_model, flux_controlnet.ControlNetFlux):
+    dit_blocks = _dit_controlnet_blocks(cn.control_model)
+    if dit_blocks:
         s = cn.zv_state
         s.dit_patch = CrossFrameAttn1(s.mode, s.sigmas, video=False, videos=s.videos,
                                       node="Cross-Frame Attention (ControlNet)")
-        for name in ("double_blocks", "single_blocks"):
-            for i, block in enumerate(getattr(cn.control_model, name)):
-                wrapped.add_object_patch(f"{name}.{i}.forward",
-                                         functools.partial(_cross_frame_dit_block_forward, block, s))
+        for path in dit_blocks:
+            wrapped.add_object_patch(f"{path}.forward", functools.partial(
+                _cross_frame_dit_block_forward, comfy.utils.get_attr(cn.control_model, path), s))
     elif not blocks:
         raise ValueError(f"Cross-Frame Attention: control_net is a {type(cn.control_model).__name__}, which has no "
-                         f"U-Net self-attention to make cross-frame (this input takes SD1.x, SD2.x, SDXL and Flux "
-                         f"ControlNets). For another DiT's ControlNet leave control_net unconnected and apply the "
+                         f"U-Net self-attention to make cross-frame (this input takes SD1.x, SD2.x, SDXL, Flux and "
+                         f"SD3 ControlNets). For another DiT's ControlNet leave control_net unconnected and apply the "
                          f"ControlNet as usual: the model's own attention is cross-frame, and the Text2Video-Zero "
                          f"Sampler gives every frame its own hint.")
     for name, block in blocks:
@@ -243,7 +259,7 @@ class CrossFrameAttentionPatch(io.ComfyNode):
                 attention_videos_input(),
                 io.ControlNet.Input("control_net", optional=True,
                                     tooltip="Optional ControlNet to give cross-frame attention too, as in the paper's "
-                                            "ControlNet video mode (SD1.x, SD2.x, SDXL and Flux ControlNets; "
+                                            "ControlNet video mode (SD1.x, SD2.x, SDXL, Flux and SD3 ControlNets; "
                                             "another DiT's ControlNet is applied as usual, unconnected here). Use "
                                             "the control_net output in Apply ControlNet."),
             ],

@@ -96,22 +96,53 @@ def flux_conds(frames: int):
     return conds
 
 
-@pytest.mark.parametrize("union", [False, True], ids=["XLabs-style", "Union (control-mode token)"])
-def test_a_flux_controlnet_is_cross_frame_too(node, comfy, monkeypatch, union):
-    """The ControlNet video mode on a Flux ControlNet (its blocks get the DiT K/V patch). Every attention call of
-    the ControlNet, seen from outside the pack's override: queries untouched, each frame's text tokens its own
-    (a Union ControlNet's control-mode token leads them; a prompt per frame, so they differ), every frame's
-    image-token keys/values frame 0's. Frame 0 comes out as alone, the other frames changed."""
+def sd3_conds(frames: int):
+    """The tiny SD3's conditioning (64-wide prompt of 7 tokens, 64-wide pooled vector), a prompt per frame."""
+    def conds(model):
+        return tuple([[torch.randn(frames if s == 1 else 1, 7, 64, generator=gen(s)),
+                       {"pooled_output": torch.randn(1, 64, generator=gen(s + 5))}]] for s in (1, 2))
+    return conds
+
+
+def tiny_sd3_controlnet(seed: int):
+    """An SD3 MMDiT ControlNet (comfy.cldm.mmdit, as ComfyUI loads InstantX-style SD3 ControlNets) for the tiny
+    SD3; its hint is a 3-channel image at the latent's size here (the real ones VAE-encode it: same blocks)."""
+    import comfy.cldm.mmdit
+    import comfy.controlnet
+    import comfy.ops
+    from scripts import tiny_models
+    net = comfy.cldm.mmdit.ControlNet(num_blocks=1, control_latent_channels=3, operations=comfy.ops.disable_weight_init,
+                                      **tiny_models.SD3_TINY_DIT)
+    tiny_models.init_weights(net, seed)
+    return comfy.controlnet.ControlNet(net, compression_ratio=1)
+
+
+# family -> (model, its ControlNet, conditioning for `frames` frames, heads axis first in the attention call)
+DIT_CONTROLNETS = {
+    "Flux (XLabs-style)": (lambda t: t.tiny_flux(seed=2), lambda t: t.tiny_flux_controlnet(seed=7), flux_conds, True),
+    "Flux Union (control-mode token)": (lambda t: t.tiny_flux(seed=2),
+                                        lambda t: t.tiny_flux_controlnet(seed=7, union_modes=2), flux_conds, True),
+    "SD3 (MMDiT)": (lambda t: t.tiny_sd3(seed=2), lambda t: tiny_sd3_controlnet(7), sd3_conds, False)}
+
+
+@pytest.mark.parametrize("family", list(DIT_CONTROLNETS))
+def test_a_dit_controlnet_is_cross_frame_too(node, comfy, monkeypatch, family):
+    """The ControlNet video mode on Flux and SD3 ControlNets (their blocks get the DiT K/V patch). Every attention
+    call of the ControlNet, seen from outside the pack's override: queries untouched, each frame's text tokens its
+    own (a Union ControlNet's control-mode token leads them; a prompt per frame, so they differ), every frame's
+    image-token keys/values frame 0's. Frame 0 comes out as alone, the other frames changed, and outside its sigma
+    range the ControlNet computes exactly what the plain one does."""
     from scripts import tiny_models
     from zerovideo.nodes import _dit
-    flux = tiny_models.tiny_flux(seed=2)
-    controlnet = tiny_models.tiny_flux_controlnet(seed=7, union_modes=2 if union else 0)
+    make_model, make_controlnet, conds, heads_first = DIT_CONTROLNETS[family]
+    model, controlnet = make_model(tiny_models), make_controlnet(tiny_models)
+    union = "Union" in family
     if union:
         controlnet = controlnet.copy()
         controlnet.set_extra_arg("control_type", [1])  # what Set Union ControlNet Type does
     text, image = 7 + union, 16  # prompt (+ mode) tokens; an 8×8 latent in 2×2 patches
-    m, cn = node.execute(model=flux, anchor="first", start_percent=0.0, end_percent=1.0, control_net=controlnet).args
-    model_only = node.execute(model=flux, anchor="first", start_percent=0.0, end_percent=1.0).args[0]
+    m, cn = node.execute(model=model, anchor="first", start_percent=0.0, end_percent=1.0, control_net=controlnet).args
+    model_only = node.execute(model=model, anchor="first", start_percent=0.0, end_percent=1.0).args[0]
     seen = []
     dispatch = _dit.dispatch
 
@@ -122,24 +153,32 @@ def test_a_flux_controlnet_is_cross_frame_too(node, comfy, monkeypatch, union):
         return dispatch(attention, q, k, v, *rest, **kw)
     monkeypatch.setattr(_dit, "dispatch", outside)  # the ControlNet's calls look it up per call
     frames = 3
-    both = run(m, cn, frames, conds=flux_conds(frames), channels=16)
+    both = run(m, cn, frames, conds=conds(frames), channels=16)
     monkeypatch.undo()
-    blocks = len(controlnet.control_model.double_blocks) + len(controlnet.control_model.single_blocks)
-    assert len(seen) == 2 * 2 * blocks  # two steps, cond and uncond (each its own ControlNet copy), every block
-    for q, k, v, q2, k2, v2 in seen:  # (frames, heads, tokens, head dim): Flux hands q/k/v over heads first
-        assert q2 is q and k.shape[:3] == (frames, 2, text + image)
+    assert len(seen) == 2 * 2 * len(_dit_blocks(cn))  # two steps, cond and uncond (a copy each), every block
+    for q, k, v, q2, k2, v2 in seen:
+        assert q2 is q and k.shape[0] == frames
         for before, after in ((k, k2), (v, v2)):
-            assert torch.equal(after[:, :, :text], before[:, :, :text])
-            assert torch.equal(after[:, :, text:], before[:1, :, text:].expand(frames, -1, -1, -1))
-    plain = run(model_only, controlnet, frames, conds=flux_conds(frames), channels=16)
+            if heads_first:  # Flux: (frames, heads, tokens, head dim); SD3: (frames, tokens, channels…)
+                before, after = before.transpose(1, 2), after.transpose(1, 2)
+            assert before.shape[1] == text + image
+            assert torch.equal(after[:, :text], before[:, :text])
+            assert torch.equal(after[:, text:], before[:1, text:].expand_as(before[:, text:]))
+    plain = run(model_only, controlnet, frames, conds=conds(frames), channels=16)
     assert torch.isfinite(both).all()
     assert (both[1:] - plain[1:]).abs().max() > 1e-3 * plain.abs().max()  # the ControlNet's attention changed
-    assert_close_scaled(both[:1], run(model_only, controlnet, 1, conds=flux_conds(1), channels=16), tol=1e-4)
+    assert_close_scaled(both[:1], run(model_only, controlnet, 1, conds=conds(1), channels=16), tol=1e-4)
     # outside its sigma range (here: every step) the ControlNet computes exactly what the plain one does
-    m_off, cn_off = node.execute(model=flux, anchor="first", start_percent=1.0, end_percent=1.0,
+    m_off, cn_off = node.execute(model=model, anchor="first", start_percent=1.0, end_percent=1.0,
                                  control_net=controlnet).args
-    assert torch.equal(run(m_off, cn_off, frames, conds=flux_conds(frames), channels=16),
-                       run(m_off, controlnet, frames, conds=flux_conds(frames), channels=16))
+    assert torch.equal(run(m_off, cn_off, frames, conds=conds(frames), channels=16),
+                       run(m_off, controlnet, frames, conds=conds(frames), channels=16))
+
+
+def _dit_blocks(cn) -> list:
+    """The ControlNet's blocks the test expects patched: Flux's double and single blocks, SD3's joint blocks."""
+    cm = cn.control_model
+    return [*getattr(cm, "double_blocks", ()), *getattr(cm, "single_blocks", ()), *getattr(cm, "joint_blocks", ())]
 
 
 def test_a_flux_controlnet_shared_by_cond_and_uncond_keeps_them_apart(node, comfy):
@@ -172,19 +211,22 @@ def test_a_flux_controlnet_shared_by_cond_and_uncond_keeps_them_apart(node, comf
 
 
 def test_another_dit_controlnet_is_refused_by_name_with_what_to_do(node, comfy):
-    """SD3's ControlNet (joint MMDiT blocks, not a Flux ControlNet): the ControlNet video mode cannot take it."""
-    import comfy.cldm.mmdit
+    """SD3.5-Large's ControlNets (a ControlNetEmbedder of image-only blocks that call attention without
+    transformer_options): the ControlNet video mode cannot take them."""
+    import comfy.cldm.dit_embedder
     import comfy.controlnet
     import comfy.ops
     from scripts import tiny_models
     from zv_testing import exactly
-    net = comfy.cldm.mmdit.ControlNet(num_blocks=1, operations=comfy.ops.disable_weight_init,
-                                      **tiny_models.SD3_TINY_DIT)
+    net = comfy.cldm.dit_embedder.ControlNetEmbedder(
+        img_size=None, patch_size=2, in_chans=16, attention_head_dim=32, num_attention_heads=2, adm_in_channels=64,
+        num_layers=1, main_model_double=2, double_y_emb=False, device=None, dtype=None, pos_embed_max_size=16,
+        operations=comfy.ops.disable_weight_init)
     sd3 = tiny_models.tiny_image_dit("sd3", seed=2)
     with pytest.raises(ValueError, match=exactly(
-            "Cross-Frame Attention: control_net is a ControlNet, which has no U-Net self-attention to make "
-            "cross-frame (this input takes SD1.x, SD2.x, SDXL and Flux ControlNets). For another DiT's ControlNet "
-            "leave control_net unconnected and apply the ControlNet as usual: the model's own attention is "
-            "cross-frame, and the Text2Video-Zero Sampler gives every frame its own hint.")):
+            "Cross-Frame Attention: control_net is a ControlNetEmbedder, which has no U-Net self-attention to make "
+            "cross-frame (this input takes SD1.x, SD2.x, SDXL, Flux and SD3 ControlNets). For another DiT's "
+            "ControlNet leave control_net unconnected and apply the ControlNet as usual: the model's own attention "
+            "is cross-frame, and the Text2Video-Zero Sampler gives every frame its own hint.")):
         node.execute(model=sd3, anchor="first", start_percent=0.0, end_percent=1.0,
                      control_net=comfy.controlnet.ControlNet(net))
