@@ -67,18 +67,32 @@ def family(model) -> str | None:
     return _families().get(type(model.get_model_object("diffusion_model")))
 
 
+def image_tokens(dm, height: int, width: int) -> int:
+    """The image tokens a DiT (or a DiT ControlNet) `dm` makes of a height × width latent: its patch_size patches,
+    odd sides padded to whole patches; Z-Image pads the tokens to a multiple of its pad_tokens_multiple."""
+    p = dm.patch_size
+    image = ((height + p - 1) // p) * ((width + p - 1) // p)
+    pad = getattr(dm, "pad_tokens_multiple", None)
+    if pad:
+        image += -image % pad
+    return image
+
+
+def call_state(text: int, image: int, layout: str = "text first", skip: int = 0) -> dict:
+    """The per-call entry the dispatcher reads at transformer_options[CALL_KEY]: `text` non-image tokens lead
+    (or follow, per `layout`) the `image` tokens, the first `skip` attention sites are left alone, and a fresh
+    attention-call counter."""
+    return {"text": text, "image": image, "calls": 0, "layout": layout, "skip": skip}
+
+
 def _token_counts(model, fam: str, x: torch.Tensor, context, kwargs: dict) -> tuple[int, int]:
     """(leading non-image tokens, image tokens of the latent) for one model call of a `fam` model."""
     dm = model.diffusion_model
-    p = dm.patch_size
     width = x.shape[-1]
     cond = kwargs.get("image_cond")  # HiDream E1: the edited image joins the latent along its width
     if cond is not None and fam == "hidream":
         width += cond.shape[-1]
-    image = ((x.shape[-2] + p - 1) // p) * ((width + p - 1) // p)
-    pad = getattr(dm, "pad_tokens_multiple", None)  # Z-Image pads the image tokens to a multiple
-    if pad:
-        image += -image % pad
+    image = image_tokens(dm, x.shape[-2], width)
     text = 0 if context is None else int(context.shape[1])
     text += int(getattr(dm, "register_length", 0) or 0)  # SD3's register tokens lead the text
     registers = getattr(dm, "register_tokens", None)  # AuraFlow's likewise
@@ -110,8 +124,7 @@ def _apply_model(executor, *args, **kwargs):
         _lumina_refusal(model.diffusion_model, kwargs)
         skip = len(model.diffusion_model.context_refiner)  # the caption-only layers run first
     opts = dict(opts)
-    opts[CALL_KEY] = {"text": text, "image": image, "calls": 0, "layout": LAYOUTS.get(fam, "text first"),
-                      "skip": skip}
+    opts[CALL_KEY] = call_state(text, image, LAYOUTS.get(fam, "text first"), skip)
     args, kwargs = _patching.with_argument(executor, args, kwargs, "transformer_options", opts)
     return executor(*args, **kwargs)
 

@@ -112,11 +112,10 @@ def _dit_controlnet_options(cn, x_noisy, t, cond, transformer_options) -> dict:
     text = int(context.shape[1])
     if getattr(cn.control_model, "controlnet_mode_embedder", None) is not None and cn.extra_args.get("control_type"):
         text += 1
-    h, w = x_noisy.shape[-2:]
-    image = ((h + 1) // 2) * ((w + 1) // 2)  # 2×2 patches, odd sides padded
+    image = _dit.image_tokens(cn.control_model, *x_noisy.shape[-2:])
     return {"cond_or_uncond": transformer_options.get("cond_or_uncond"), "sigmas": t,
             _dit.OVERRIDE: _dit.dispatch, _dit.PATCHES_KEY: [cn.zv_state.dit_patch],
-            _dit.CALL_KEY: {"text": text, "image": image, "calls": 0, "layout": "text first", "skip": 0}}
+            _dit.CALL_KEY: _dit.call_state(text, image)}
 
 
 def cross_frame_controlnet(control_net, mode: str, sigmas: _patching.SigmaRange, videos: int = 1):
