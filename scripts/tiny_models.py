@@ -298,20 +298,14 @@ def controlnet_module(unet_config: dict = SD15_TINY_UNET, seed: int = 0, family:
     return net
 
 
-def tiny_controlnet(seed: int = 0, **overrides):
-    """A ComfyUI ControlNet object (what ControlNetLoader returns) for the Python-level tiny SD1.5."""
+def tiny_controlnet(seed: int = 0, family: str = "SD15", **overrides):
+    """A ComfyUI ControlNet object (what ControlNetLoader returns) for the Python-level tiny SD1.5, or with
+    family="SDXL" for the tiny SDXL (its layout; the pooled/size vector `y` is passed on)."""
     mm = import_comfy()
     import comfy.controlnet
-    return comfy.controlnet.ControlNet(controlnet_module(dict(SD15_TINY_UNET, **overrides), seed),
+    unet = {"SD15": SD15_TINY_UNET, "SDXL": SDXL_TINY_UNET}[family]
+    return comfy.controlnet.ControlNet(controlnet_module(dict(unet, **overrides), seed, family),
                                        load_device=mm.get_torch_device())
-
-
-def tiny_sdxl_controlnet(seed: int = 0):
-    """A ComfyUI ControlNet object for the tiny SDXL (its layout, the pooled/size vector `y` passed on)."""
-    mm = import_comfy()
-    import comfy.controlnet
-    net = controlnet_module(SDXL_TINY_UNET, seed, "SDXL")
-    return comfy.controlnet.ControlNet(net, load_device=mm.get_torch_device())
 
 
 def tiny_flux_controlnet(seed: int = 0, union_modes: int = 0):

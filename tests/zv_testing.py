@@ -30,6 +30,15 @@ def sdxl_conds(mp, seed: int = 1, size: int = 64):
                     "height": size}]] for i in (0, 1))
 
 
+def flux_conds(mp=None, seed: int = 1, frames: int = 1):
+    """Positive and negative conditioning for the tiny Flux (and its ControlNets): 7 prompt tokens 32 wide, a pooled
+    vector and the guidance Flux-dev reads. frames > 1: a positive prompt per frame (frame 0's is the same for
+    any frame count)."""
+    return tuple([[torch.randn(frames if s == seed else 1, 7, 32, generator=gen(s)),
+                   {"pooled_output": torch.randn(1, 32, generator=gen(s + 5)), "guidance": 3.5}]]
+                 for s in (seed, seed + 1))
+
+
 def svd_conds(mp, h: int = 8, w: int = 8, seed: int = 1):
     dim = context_dim(mp)
     extra = {"concat_latent_image": torch.randn(1, 4, h, w, generator=gen(seed + 2)), "fps": 6,

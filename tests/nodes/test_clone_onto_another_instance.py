@@ -13,7 +13,7 @@ import inspect
 
 import pytest
 import torch
-from zv_testing import gen, sample, sd15_conds, svd_conds
+from zv_testing import flux_conds, gen, sample, sd15_conds, svd_conds
 
 
 def onto(mp, model):
@@ -153,12 +153,6 @@ def test_hidden_state_correction_in_a_cascade(pack, unloaded):
                              disable_pbar=True)
     check(svd, lambda m: HiddenStateCorrection.execute(model=m, strength=0.8, schedule="linear",
                                                        loop=False).args[0], run)
-
-
-def flux_conds(mp, seed: int = 1):
-    return tuple([[torch.randn(1, 7, 32, generator=gen(s)),
-                   {"pooled_output": torch.randn(1, 32, generator=gen(s + 5)), "guidance": 3.5}]]
-                 for s in (seed, seed + 1))
 
 
 def tiny(builder: str, **kw):

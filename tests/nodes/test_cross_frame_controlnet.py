@@ -1,7 +1,9 @@
 """Cross-frame attention inside a ControlNet (the paper's ControlNet video mode), on tiny real objects."""
+import functools
+
 import pytest
 import torch
-from zv_testing import assert_close_scaled, force_split_cond_uncond, gen, sample, sd15_conds
+from zv_testing import assert_close_scaled, flux_conds, force_split_cond_uncond, gen, sample, sd15_conds
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,7 @@ def test_an_sdxl_controlnet_is_cross_frame_too(node, comfy):
     the ControlNet): frame 0 as alone, the other frames changed by the ControlNet's cross-frame attention."""
     from scripts import tiny_models
     from zv_testing import sdxl_conds
-    sdxl, controlnet = tiny_models.tiny_sdxl(seed=6), tiny_models.tiny_sdxl_controlnet(seed=7)
+    sdxl, controlnet = tiny_models.tiny_sdxl(seed=6), tiny_models.tiny_controlnet(seed=7, family="SDXL")
     m, cn = node.execute(model=sdxl, anchor="first", start_percent=0.0, end_percent=1.0, control_net=controlnet).args
     model_only = node.execute(model=sdxl, anchor="first", start_percent=0.0, end_percent=1.0).args[0]
     both = run(m, cn, 3, conds=sdxl_conds)
@@ -87,21 +89,11 @@ def test_non_controlnet_objects_are_refused(node, sd15):
         node.execute(model=sd15, anchor="first", start_percent=0.0, end_percent=1.0, control_net=object())
 
 
-def flux_conds(frames: int):
-    """Positive and negative conditioning for the tiny Flux: 7 prompt tokens, pooled vector, guidance; the positive
-    prompt differs per frame (frame 0's is the same for any frame count), so each frame's text tokens differ."""
-    def conds(model):
-        return tuple([[torch.randn(frames if s == 1 else 1, 7, 32, generator=gen(s)),
-                       {"pooled_output": torch.randn(1, 32, generator=gen(s + 5)), "guidance": 3.5}]] for s in (1, 2))
-    return conds
-
-
-def sd3_conds(frames: int):
-    """The tiny SD3's conditioning (64-wide prompt of 7 tokens, 64-wide pooled vector), a prompt per frame."""
-    def conds(model):
-        return tuple([[torch.randn(frames if s == 1 else 1, 7, 64, generator=gen(s)),
-                       {"pooled_output": torch.randn(1, 64, generator=gen(s + 5))}]] for s in (1, 2))
-    return conds
+def sd3_conds(mp=None, frames: int = 1):
+    """The tiny SD3's conditioning (64-wide prompt of 7 tokens, 64-wide pooled vector), a positive prompt per
+    frame."""
+    return tuple([[torch.randn(frames if s == 1 else 1, 7, 64, generator=gen(s)),
+                   {"pooled_output": torch.randn(1, 64, generator=gen(s + 5))}]] for s in (1, 2))
 
 
 def tiny_sd3_controlnet(seed: int):
@@ -117,7 +109,7 @@ def tiny_sd3_controlnet(seed: int):
     return comfy.controlnet.ControlNet(net, compression_ratio=1)
 
 
-# family -> (model, its ControlNet, conditioning for `frames` frames, heads axis first in the attention call)
+# family -> (model, its ControlNet, conditioning (frames=N: a prompt per frame), heads axis first in the attention call)
 DIT_CONTROLNETS = {
     "Flux (XLabs-style)": (lambda t: t.tiny_flux(seed=2), lambda t: t.tiny_flux_controlnet(seed=7), flux_conds, True),
     "Flux Union (control-mode token)": (lambda t: t.tiny_flux(seed=2),
@@ -153,7 +145,8 @@ def test_a_dit_controlnet_is_cross_frame_too(node, comfy, monkeypatch, family):
         return dispatch(attention, q, k, v, *rest, **kw)
     monkeypatch.setattr(_dit, "dispatch", outside)  # the ControlNet's calls look it up per call
     frames = 3
-    both = run(m, cn, frames, conds=conds(frames), channels=16)
+    per_frame = functools.partial(conds, frames=frames)  # a prompt per frame
+    both = run(m, cn, frames, conds=per_frame, channels=16)
     monkeypatch.undo()
     assert len(seen) == 2 * 2 * len(_dit_blocks(cn))  # two steps, cond and uncond (a copy each), every block
     for q, k, v, q2, k2, v2 in seen:
@@ -164,15 +157,15 @@ def test_a_dit_controlnet_is_cross_frame_too(node, comfy, monkeypatch, family):
             assert before.shape[1] == text + image
             assert torch.equal(after[:, :text], before[:, :text])
             assert torch.equal(after[:, text:], before[:1, text:].expand_as(before[:, text:]))
-    plain = run(model_only, controlnet, frames, conds=conds(frames), channels=16)
+    plain = run(model_only, controlnet, frames, conds=per_frame, channels=16)
     assert torch.isfinite(both).all()
     assert (both[1:] - plain[1:]).abs().max() > 1e-3 * plain.abs().max()  # the ControlNet's attention changed
-    assert_close_scaled(both[:1], run(model_only, controlnet, 1, conds=conds(1), channels=16), tol=1e-4)
+    assert_close_scaled(both[:1], run(model_only, controlnet, 1, conds=conds, channels=16), tol=1e-4)
     # outside its sigma range (here: every step) the ControlNet computes exactly what the plain one does
     m_off, cn_off = node.execute(model=model, anchor="first", start_percent=1.0, end_percent=1.0,
                                  control_net=controlnet).args
-    assert torch.equal(run(m_off, cn_off, frames, conds=conds(frames), channels=16),
-                       run(m_off, controlnet, frames, conds=conds(frames), channels=16))
+    assert torch.equal(run(m_off, cn_off, frames, conds=per_frame, channels=16),
+                       run(m_off, controlnet, frames, conds=per_frame, channels=16))
 
 
 def _dit_blocks(cn) -> list:
@@ -188,7 +181,7 @@ def test_a_flux_controlnet_shared_by_cond_and_uncond_keeps_them_apart(node, comf
     from zv_testing import sample
     flux, controlnet = tiny_models.tiny_flux(seed=2), tiny_models.tiny_flux_controlnet(seed=7)
     m, cn = node.execute(model=flux, anchor="first", start_percent=0.0, end_percent=1.0, control_net=controlnet).args
-    pos, neg = flux_conds(3)(m)
+    pos, neg = flux_conds(frames=3)
     hint = torch.rand(3, 3, 64, 64, generator=gen(11))
     noise = torch.randn(3, 16, 8, 8, generator=gen(12))
     seen = []

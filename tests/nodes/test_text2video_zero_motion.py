@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from zv_testing import assert_close_scaled, cross_frame, gen, recording_ancestral, sd15_conds
+from zv_testing import assert_close_scaled, cross_frame, flux_conds, gen, recording_ancestral, sd15_conds
 
 
 @pytest.fixture(scope="module")
@@ -268,12 +268,6 @@ def test_graph_form_refuses_a_video_latent_as_frame_zero(t2vz, sd15):
                                       steps=50, scheduler="ddim_uniform", seed=1)
 
 
-def flux_conds(seed: int = 1):
-    """Conditioning for the tiny Flux: 7 prompt tokens, a pooled vector and the guidance Flux-dev reads."""
-    return [[torch.randn(1, 7, 32, generator=gen(seed)),
-             {"pooled_output": torch.randn(1, 32, generator=gen(seed + 5)), "guidance": 3.5}]]
-
-
 @pytest.mark.parametrize("family", ["sd15", "flux"])
 def test_per_frame_controlnet_hints_reach_the_joint_pass(t2vz, sd15, family):
     """ComfyUI prepares a ControlNet's hint for the batch of the first call and keeps it: after the frame-0-only
@@ -283,7 +277,7 @@ def test_per_frame_controlnet_hints_reach_the_joint_pass(t2vz, sd15, family):
     frames = 3
     if family == "flux":
         model, cn = tiny_models.tiny_flux(seed=2), tiny_models.tiny_flux_controlnet(seed=7)
-        pos, neg, channels = flux_conds(1), flux_conds(2), 16
+        (pos, neg), channels = flux_conds(), 16
     else:
         model, cn = sd15, tiny_models.tiny_controlnet(seed=7)
         (pos, neg), channels = sd15_conds(sd15), 4
