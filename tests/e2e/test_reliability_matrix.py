@@ -18,9 +18,7 @@ T2V, ZS2, SD15, SVD = "t2vz_text_to_video", "zs2_text_to_video", "sd15_frames_ba
 ZS_X2, ZS_VIDEO, EXV = "zerosmooth_svd_x2", "zerosmooth_interpolate_video", "exvideo_svd_128_frames"
 FLUX, SD35, ZIMAGE = "flux_t2vz_text_to_video", "sd35_zs2_text_to_video", "zimage_t2vz_text_to_video"  # DiTs
 QUICK = {T2V: ["EmptyLatentImage.batch_size=3"], ZS2: ["EmptyLatentImage.batch_size=3"],
-         FLUX: ["EmptySD3LatentImage.batch_size=3", "BasicScheduler.steps=2"],
-         SD35: ["EmptySD3LatentImage.batch_size=3", "BasicScheduler.steps=2"],
-         ZIMAGE: ["EmptySD3LatentImage.batch_size=3", "BasicScheduler.steps=2"],
+         **{dit: ["EmptySD3LatentImage.batch_size=3", "BasicScheduler.steps=2"] for dit in (FLUX, SD35, ZIMAGE)},
          SD15: ["EmptyLatentImage.batch_size=2", "KSampler.steps=1"],
          ZS_X2: ["ZeroVideo.SelfCascadeInterpolate.key_frames=2", "BasicScheduler.steps=1"],
          ZS_VIDEO: ["BasicScheduler.steps=1"],
